@@ -1,0 +1,195 @@
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "engine/raft/storage.h"
+#include "engine/raft/types.h"
+
+namespace copycat::raft {
+
+/// Tunables of one core. Times are in ticks of the runtime's logical clock.
+struct Config {
+  NodeId id = kNoNode;
+  /// Base election timeout T; each election waits a random time in [T, 2T).
+  int electionTicks = 10;
+  int heartbeatTicks = 1;
+  /// Seed of the core's private RNG (randomized election timeouts).
+  std::uint64_t seed = 1;
+  bool preVote = true;
+  bool checkQuorum = true;
+  /// A leader serves lease reads until electionTicks - leaseDriftTicks after
+  /// the start of the last heartbeat round a majority acknowledged.
+  int leaseDriftTicks = 2;
+  std::size_t maxEntriesPerMessage = 256;
+  std::size_t maxBytesPerMessage = 1 << 20;
+  /// Append (or snapshot chunk) messages in flight per follower.
+  std::size_t maxInflightMessages = 64;
+  std::size_t snapshotChunkBytes = 1 << 20;
+  /// The runtime decides when to promote a learner; Status reports a learner
+  /// as caught up when its match index is within this many entries of the
+  /// leader's last index.
+  Index learnerCatchUpEntries = 16;
+  /// Applied index to restart from (entries up to it are already in the
+  /// state machine, for example restored from a snapshot). 0: snapshot index.
+  Index applied = 0;
+};
+
+/// A typed record of something the core did, for tracing, the simulator's
+/// failure reports and the Lab's views. Never needed for correctness.
+struct CoreEvent {
+  enum class Kind : std::uint8_t {
+    RoleChanged,        // role, term, leader
+    TermChanged,        // term
+    VoteCast,           // peer = candidate, term
+    CommitAdvanced,     // index
+    MessageRejected,    // peer, text says why
+    MessageIgnored,     // stale term or unknown sender
+    MembershipChanged,  // index, text describes the change
+    SnapshotSending,    // peer, index
+    SnapshotInstalled,  // index, term
+    LogCompacted,       // index
+    LeaderTransfer,     // peer = transferee
+    ReadReleased,       // index
+  };
+  Kind kind = Kind::RoleChanged;
+  NodeId node = kNoNode;
+  Term term = 0;
+  Role role = Role::Follower;
+  NodeId peer = kNoNode;
+  Index index = 0;
+  std::string text;
+
+  std::string describe() const;
+};
+
+using EventSink = std::function<void(const CoreEvent&)>;
+
+/// Replication state of one peer, as the leader sees it.
+struct PeerProgress {
+  enum class State : std::uint8_t { Probe, Replicate, Snapshot };
+  NodeId id = kNoNode;
+  Index match = 0;
+  Index next = 1;
+  State state = State::Probe;
+  bool voter = true;
+  bool recentlyActive = false;
+  bool caughtUp = false;
+  std::size_t inflight = 0;
+};
+
+/// A point-in-time summary of one core, for status output and the GUI.
+struct Status {
+  NodeId id = kNoNode;
+  Role role = Role::Follower;
+  Term term = 0;
+  NodeId vote = kNoNode;
+  NodeId leader = kNoNode;
+  Index commit = 0;
+  Index applied = 0;
+  Index firstIndex = 0;
+  Index lastIndex = 0;
+  Index snapshotIndex = 0;
+  Membership membership;
+  NodeId transferee = kNoNode;
+  std::vector<PeerProgress> progress;  // leader only
+};
+
+/// The output of the core, numbered. PERSIST BEFORE SEND: the runtime must
+/// durably write `hardState`, `entries` (replacing any conflicting suffix)
+/// and an installed `snapshot` with its `snapshotChunks` before it sends any
+/// of `messages`. It may apply `committed` after that, serve `reads` once the
+/// state machine has applied their index, and then call Node::advance with
+/// this batch.
+struct Ready {
+  std::uint64_t number = 0;
+  std::optional<HardState> hardState;
+  std::vector<Entry> entries;
+  /// Pieces of a snapshot arriving from the leader, to store in order.
+  std::vector<SnapshotChunk> snapshotChunks;
+  /// Set when the last chunk arrived: the assembled snapshot replaces the
+  /// state machine and every log entry up to meta.index.
+  std::optional<SnapshotMeta> snapshot;
+  std::vector<Message> messages;
+  std::vector<Entry> committed;
+  std::vector<ReadState> reads;
+  /// Set when role or leader changed since the previous batch.
+  std::optional<Role> role;
+  NodeId leader = kNoNode;
+
+  bool empty() const;
+};
+
+enum class ProposeResult : std::uint8_t {
+  Accepted,
+  NotLeader,
+  TransferInProgress,  // the leader is handing over leadership
+  ChangeInProgress,    // another membership change has not committed yet
+  InvalidChange,       // the change makes no sense for the membership
+};
+
+std::string_view toString(ProposeResult result);
+
+/// How a read is confirmed: by a heartbeat round to a majority, or by the
+/// leader's lease when it is still valid (falls back to a round otherwise).
+enum class ReadMode : std::uint8_t { ReadIndex, Lease };
+
+class RaftCore;
+
+/// The Raft consensus core: a deterministic state machine with no thread,
+/// clock, socket or file. The runtime feeds it ticks, messages and proposals,
+/// and drains Ready batches (see Ready for the persistence contract). All
+/// calls are made from one thread. The same inputs in the same order always
+/// produce the same outputs.
+class Node {
+ public:
+  /// Starts from what `storage` holds (an empty storage plus
+  /// `initialMembership` bootstraps a new cluster; a node joining an existing
+  /// cluster starts with an empty membership and learns it from the leader).
+  Node(const Config& config, const LogStorage& storage, Membership initialMembership = {});
+  ~Node();
+  Node(const Node&) = delete;
+  Node& operator=(const Node&) = delete;
+
+  void setEventSink(EventSink sink);
+
+  void tick();
+  void step(const Message& message);
+  ProposeResult propose(std::string data);
+  ProposeResult proposeChange(const ConfigChange& change);
+  /// Asks for a linearizable read; released through Ready::reads.
+  ProposeResult readIndex(std::uint64_t requestId, ReadMode mode = ReadMode::ReadIndex);
+  /// Hands leadership to `target` once it has caught up (TimeoutNow).
+  ProposeResult transferLeadership(NodeId target);
+  /// Starts an election now (for a voter that is not leader).
+  void campaign();
+  /// The runtime took a snapshot of its state machine at `index` and compacted
+  /// storage accordingly.
+  void snapshotTaken(Index index);
+  /// The transport could not reach `peer`; replication to it restarts with a
+  /// probe.
+  void reportUnreachable(NodeId peer);
+
+  /// The membership in force at `index` (index >= first log index - 1).
+  Membership membershipAt(Index index) const;
+
+  bool hasReady() const;
+  Ready ready();
+  void advance(const Ready& ready);
+
+  Status status() const;
+  NodeId id() const;
+  Role role() const;
+  Term term() const;
+  NodeId leader() const;
+
+ private:
+  std::unique_ptr<RaftCore> m_core;
+};
+
+}  // namespace copycat::raft
