@@ -74,8 +74,13 @@ RaftCore::RaftCore(const Config& config, const LogStorage& storage, Membership i
     m_term = 1;
     commitTo(last);
   } else {
+    // Replay the membership changes after the snapshot: committed ones apply
+    // now, the rest wait for their commit.
     if (storage.lastIndex() > snapshot.index) {
-      trackChanges(storage.entries(snapshot.index + 1, storage.lastIndex() + 1, SIZE_MAX), 0);
+      for (const Entry& entry :
+           storage.entries(snapshot.index + 1, storage.lastIndex() + 1, SIZE_MAX)) {
+        if (entry.type == EntryType::ConfigChange) m_uncommittedChanges[entry.index] = entry.change;
+      }
     }
     onCommitAdvanced(snapshot.index);
   }
@@ -446,6 +451,13 @@ void RaftCore::handleSnapshotChunk(const Message& message) {
     send(std::move(response));
     return;
   }
+  if (m_log.unstableSnapshot()) {
+    // The previous snapshot is not persisted yet; its chunks and this one
+    // must not mix in the runtime. The leader resends after a pause.
+    emit(CoreEvent::Kind::MessageIgnored, message.from, meta.index,
+         "InstallSnapshot while the previous snapshot is being persisted");
+    return;
+  }
   if (message.offset == 0) {
     m_incomingSnapshot = IncomingSnapshot{meta, 0};
   } else if (!m_incomingSnapshot || !(m_incomingSnapshot->meta == meta) ||
@@ -546,6 +558,12 @@ void RaftCore::handleAppendResponse(const Message& message, Progress& progress) 
 
 void RaftCore::handleHeartbeatResponse(const Message& message, Progress& progress) {
   progress.probeSent = false;
+  // Appends or their answers may be lost: free one slot so replication
+  // resumes; a gap makes the follower reject and the leader probe again.
+  if (progress.state == Progress::State::Replicate &&
+      progress.inflight.size() >= m_config.maxInflightMessages) {
+    progress.inflight.pop_front();
+  }
   if (m_membership.isVoter(message.from) && message.context > progress.ackedRound) {
     progress.ackedRound = message.context;
     releaseReads();

@@ -1,0 +1,910 @@
+#include "engine/sim/simulation.h"
+
+#include <algorithm>
+#include <sstream>
+#include <stdexcept>
+
+namespace copycat::sim {
+
+using raft::Entry;
+using raft::EntryType;
+using raft::Message;
+using raft::ProposeResult;
+using raft::Role;
+
+namespace {
+
+constexpr std::size_t kTraceLength = 2000;
+
+std::uint64_t mix(std::uint64_t hash, std::uint64_t value) {
+  hash ^= value + 0x9E3779B97F4A7C15ull + (hash << 6) + (hash >> 2);
+  hash *= 0xFF51AFD7ED558CCDull;
+  return hash ^ (hash >> 33);
+}
+
+std::uint64_t hashBytes(const std::string& bytes) {
+  std::uint64_t hash = 0xCBF29CE484222325ull;
+  for (unsigned char c : bytes) hash = (hash ^ c) * 0x100000001B3ull;
+  return hash;
+}
+
+std::uint64_t entryHash(const Entry& entry) {
+  std::uint64_t hash = mix(hashBytes(entry.data), static_cast<std::uint64_t>(entry.type));
+  hash = mix(hash, static_cast<std::uint64_t>(entry.change.kind));
+  return mix(hash, entry.change.node);
+}
+
+/// The simulated state machine's snapshot: its digest and its values.
+std::string encodeState(std::uint64_t digest, const std::vector<std::string>& values) {
+  std::string out = std::to_string(digest) + "\n";
+  for (const std::string& value : values) out += std::to_string(value.size()) + ":" + value;
+  return out;
+}
+
+bool decodeState(const std::string& data, std::uint64_t& digest, std::vector<std::string>& values) {
+  const std::size_t newline = data.find('\n');
+  if (newline == std::string::npos) return false;
+  digest = std::stoull(data.substr(0, newline));
+  values.clear();
+  std::size_t position = newline + 1;
+  while (position < data.size()) {
+    const std::size_t colon = data.find(':', position);
+    if (colon == std::string::npos) return false;
+    const std::size_t length = std::stoull(data.substr(position, colon - position));
+    if (colon + 1 + length > data.size()) return false;
+    values.push_back(data.substr(colon + 1, length));
+    position = colon + 1 + length;
+  }
+  return true;
+}
+
+}  // namespace
+
+// ----- configuration -----
+
+std::optional<FaultMix> FaultMix::named(const std::string& name) {
+  FaultMix mixture;
+  if (name == "calm") return mixture;
+  if (name == "lossy") {
+    mixture.dropRate = 0.1;
+    mixture.duplicateRate = 0.05;
+    mixture.maxDelay = 10;
+    return mixture;
+  }
+  if (name == "reorder") {
+    mixture.maxDelay = 40;
+    mixture.duplicateRate = 0.05;
+    return mixture;
+  }
+  if (name == "partitions") {
+    mixture.partitionsPerSecond = 1.5;
+    mixture.partitionLength = 500;
+    mixture.maxDelay = 5;
+    return mixture;
+  }
+  if (name == "crashes") {
+    mixture.crashesPerSecond = 1.0;
+    mixture.crashDowntime = 300;
+    return mixture;
+  }
+  if (name == "slowdisk") {
+    mixture.slowDiskShare = 0.3;
+    mixture.slowDiskMax = 40;
+    mixture.maxDelay = 5;
+    return mixture;
+  }
+  if (name == "chaos") {
+    mixture.dropRate = 0.05;
+    mixture.duplicateRate = 0.02;
+    mixture.maxDelay = 20;
+    mixture.partitionsPerSecond = 1.0;
+    mixture.crashesPerSecond = 0.6;
+    mixture.slowDiskShare = 0.2;
+    mixture.slowDiskMax = 30;
+    return mixture;
+  }
+  return std::nullopt;
+}
+
+std::vector<std::string> FaultMix::names() {
+  return {"calm", "lossy", "reorder", "partitions", "crashes", "slowdisk", "chaos"};
+}
+
+std::string SimConfig::replayCommand() const {
+  std::string command = "copycat-sim --seed " + std::to_string(seed) + " --nodes " +
+                        std::to_string(nodes) + " --mix " + mixName + " --snapshot-every " +
+                        std::to_string(snapshotEvery) + " --faulty-ms " +
+                        std::to_string(faultyPeriod) + " --proposals-per-second " +
+                        std::to_string(static_cast<long long>(proposalsPerSecond));
+  if (!preVote) command += " --no-pre-vote";
+  if (!checkQuorum) command += " --no-check-quorum";
+  return command + " --trace";
+}
+
+// ----- nodes and events -----
+
+struct Simulation::SimNode {
+  NodeId id = 0;
+  bool founding = false;
+  bool up = false;
+  std::uint64_t incarnation = 0;
+  raft::MemoryStorage disk;
+  std::unique_ptr<raft::Node> core;
+  bool persisting = false;  // a Ready is waiting on a slow disk
+  Millis diskDelay = 0;
+  std::string incomingSnapshot;  // chunks received so far (a temporary file)
+  // The state machine: values applied in order and a digest of every entry.
+  std::vector<std::string> values;
+  Index applied = 0;
+  std::uint64_t digest = 0;
+  // Invariant bookkeeping.
+  Index lastCommit = 0;
+  Term completenessCheckedTerm = 0;
+  std::uint64_t electedAtStep = 0;
+  std::vector<ReleasedRead> reads;
+  std::uint64_t snapshotsInstalled = 0;
+};
+
+struct Simulation::Event {
+  Millis at = 0;
+  std::uint64_t sequence = 0;
+  std::function<void()> action;
+};
+
+bool Simulation::EventOrder::operator()(const Event& a, const Event& b) const {
+  return a.at != b.at ? a.at > b.at : a.sequence > b.sequence;
+}
+
+Simulation::Simulation(SimConfig config)
+    : m_config(std::move(config)),
+      m_rng(m_config.seed),
+      m_queue(std::make_unique<std::priority_queue<Event, std::vector<Event>, EventOrder>>()) {
+  if (m_config.nodes < 1 || m_config.nodes > 9) {
+    throw std::invalid_argument("Simulation: nodes must be between 1 and 9");
+  }
+  m_minDelay = m_config.faults.minDelay;
+  m_maxDelay = std::max(m_config.faults.maxDelay, m_config.faults.minDelay);
+  for (int i = 1; i <= m_config.nodes; ++i) {
+    auto node = std::make_unique<SimNode>();
+    node->id = static_cast<NodeId>(i);
+    node->founding = true;
+    m_nodes.push_back(std::move(node));
+  }
+  for (auto& node : m_nodes) startNode(*node);
+}
+
+Simulation::~Simulation() = default;
+
+std::vector<NodeId> Simulation::nodeIds() const {
+  std::vector<NodeId> ids;
+  for (const auto& node : m_nodes) ids.push_back(node->id);
+  return ids;
+}
+
+Simulation::SimNode& Simulation::nodeRef(NodeId id) {
+  if (id == 0 || id > m_nodes.size()) {
+    throw std::out_of_range("Simulation: no node " + std::to_string(id));
+  }
+  return *m_nodes[id - 1];
+}
+
+const Simulation::SimNode& Simulation::nodeRef(NodeId id) const {
+  return const_cast<Simulation*>(this)->nodeRef(id);
+}
+
+void Simulation::schedule(Millis at, std::function<void()> action, std::string) {
+  m_queue->push(Event{at, m_sequence++, std::move(action)});
+}
+
+void Simulation::startNode(SimNode& node) {
+  node.up = true;
+  ++node.incarnation;
+  node.persisting = false;
+  node.incomingSnapshot.clear();
+  node.lastCommit = 0;
+  node.completenessCheckedTerm = 0;
+  // The state machine restarts from the snapshot on disk, if any.
+  node.values.clear();
+  node.digest = 0;
+  node.applied = node.disk.snapshotMeta().index;
+  if (!node.disk.snapshotMeta().isEmpty()) {
+    decodeState(node.disk.snapshotData(), node.digest, node.values);
+  }
+  raft::Config config;
+  config.id = node.id;
+  config.electionTicks = m_config.electionTicks;
+  config.heartbeatTicks = m_config.heartbeatTicks;
+  config.seed = mix(mix(m_config.seed, node.id), node.incarnation);
+  config.preVote = m_config.preVote;
+  config.checkQuorum = m_config.checkQuorum;
+  config.maxEntriesPerMessage = 16;
+  config.maxInflightMessages = 8;
+  config.snapshotChunkBytes = m_config.snapshotChunkBytes;
+  raft::Membership initial;
+  if (node.founding) {
+    for (int i = 1; i <= m_config.nodes; ++i) initial.voters.push_back(static_cast<NodeId>(i));
+  }
+  node.core = std::make_unique<raft::Node>(config, node.disk, initial);
+  node.core->setEventSink([this](const raft::CoreEvent& event) {
+    if (m_observer) m_observer(m_now, event.describe(), &event);
+    if (event.kind == raft::CoreEvent::Kind::RoleChanged ||
+        event.kind == raft::CoreEvent::Kind::VoteCast ||
+        event.kind == raft::CoreEvent::Kind::MembershipChanged ||
+        event.kind == raft::CoreEvent::Kind::SnapshotInstalled ||
+        event.kind == raft::CoreEvent::Kind::SnapshotSending ||
+        event.kind == raft::CoreEvent::Kind::LeaderTransfer ||
+        event.kind == raft::CoreEvent::Kind::MessageRejected) {
+      record(event.describe(), false);
+    }
+  });
+  record("n" + std::to_string(node.id) + " started (incarnation " +
+         std::to_string(node.incarnation) + ")");
+  const Millis phase = static_cast<Millis>(m_rng() % static_cast<std::uint64_t>(m_config.tickMillis));
+  const std::uint64_t incarnation = node.incarnation;
+  const NodeId id = node.id;
+  schedule(m_now + phase + 1, [this, id, incarnation] { scheduleTick(id, incarnation); }, "tick");
+  processReady(node);
+}
+
+void Simulation::scheduleTick(NodeId id, std::uint64_t incarnation) {
+  SimNode& node = nodeRef(id);
+  if (!node.up || node.incarnation != incarnation) return;
+  node.core->tick();
+  processReady(node);
+  schedule(m_now + m_config.tickMillis, [this, id, incarnation] { scheduleTick(id, incarnation); },
+           "tick");
+}
+
+// ----- running -----
+
+void Simulation::step() {
+  Event event = m_queue->top();
+  m_queue->pop();
+  m_now = std::max(m_now, event.at);
+  ++m_steps;
+  try {
+    event.action();
+  } catch (const std::exception& error) {
+    // The core refuses to continue when its own checks fail: a violation.
+    fail(std::string("exception: ") + error.what());
+  }
+}
+
+void Simulation::runFor(Millis duration) {
+  const Millis end = m_now + duration;
+  while (ok() && !m_queue->empty() && m_queue->top().at <= end) step();
+  m_now = end;
+}
+
+bool Simulation::runUntil(const std::function<bool()>& done, Millis limit) {
+  const Millis end = m_now + limit;
+  while (true) {
+    if (done()) return true;
+    if (!ok() || m_queue->empty() || m_queue->top().at > end) {
+      m_now = end;
+      return done();
+    }
+    step();
+  }
+}
+
+std::optional<NodeId> Simulation::waitForLeader(Millis limit) {
+  const bool found = runUntil(
+      [this] {
+        const std::optional<NodeId> current = leader();
+        if (!current) return false;
+        const SimNode& leaderNode = nodeRef(*current);
+        for (const auto& node : m_nodes) {
+          if (!node->up || !leaderNode.core->status().membership.contains(node->id)) continue;
+          if (!linkUp(*current, node->id) || !linkUp(node->id, *current)) continue;
+          if (node->core->leader() != *current) return false;
+        }
+        return true;
+      },
+      limit);
+  return found ? leader() : std::nullopt;
+}
+
+// ----- clients -----
+
+ProposeResult Simulation::propose(NodeId at, const std::string& data) {
+  SimNode& node = nodeRef(at);
+  if (!node.up) return ProposeResult::NotLeader;
+  const ProposeResult result = node.core->propose(data);
+  processReady(node);
+  return result;
+}
+
+std::optional<Index> Simulation::commitValue(const std::string& data, Millis limit) {
+  const Millis end = m_now + limit;
+  while (m_now < end) {
+    const std::optional<NodeId> current = waitForLeader(end - m_now);
+    if (!current) return std::nullopt;
+    SimNode& node = nodeRef(*current);
+    const Term term = node.core->term();
+    if (node.core->propose(data) != ProposeResult::Accepted) {
+      runFor(m_config.tickMillis);
+      continue;
+    }
+    const Index index = node.core->status().lastIndex;
+    processReady(node);
+    Index outcome = 0;
+    runUntil(
+        [&] {
+          auto committed = m_committedData.find(index);
+          if (committed != m_committedData.end()) {
+            outcome = committed->second == data ? index : 0;
+            if (outcome == 0) return true;  // another entry won this index
+            std::size_t holders = 0;
+            std::size_t voters = 0;
+            for (const auto& other : m_nodes) {
+              if (!node.core->status().membership.isVoter(other->id)) continue;
+              ++voters;
+              if (other->up && other->applied >= index) ++holders;
+            }
+            return holders >= voters / 2 + 1;
+          }
+          return !node.up || node.core->term() != term;
+        },
+        end - m_now);
+    if (outcome != 0) {
+      auto committed = m_committedData.find(index);
+      if (committed != m_committedData.end() && committed->second == data) return index;
+    }
+  }
+  return std::nullopt;
+}
+
+ProposeResult Simulation::readIndex(NodeId at, std::uint64_t requestId, raft::ReadMode mode) {
+  SimNode& node = nodeRef(at);
+  if (!node.up) return ProposeResult::NotLeader;
+  const ProposeResult result = node.core->readIndex(requestId, mode);
+  if (result == ProposeResult::Accepted) {
+    m_readFloor[{at, requestId}] = m_committedData.empty() ? 0 : m_highestCommitSeen;
+  }
+  processReady(node);
+  return result;
+}
+
+ProposeResult Simulation::proposeChange(NodeId at, const raft::ConfigChange& change) {
+  SimNode& node = nodeRef(at);
+  if (!node.up) return ProposeResult::NotLeader;
+  const ProposeResult result = node.core->proposeChange(change);
+  processReady(node);
+  return result;
+}
+
+ProposeResult Simulation::transferLeadership(NodeId at, NodeId target) {
+  SimNode& node = nodeRef(at);
+  if (!node.up) return ProposeResult::NotLeader;
+  const ProposeResult result = node.core->transferLeadership(target);
+  processReady(node);
+  return result;
+}
+
+void Simulation::campaign(NodeId id) {
+  SimNode& node = nodeRef(id);
+  if (!node.up) return;
+  node.core->campaign();
+  processReady(node);
+}
+
+// ----- faults -----
+
+void Simulation::crash(NodeId id) {
+  SimNode& node = nodeRef(id);
+  if (!node.up) return;
+  node.up = false;
+  ++node.incarnation;
+  node.core.reset();
+  node.persisting = false;
+  node.incomingSnapshot.clear();
+  node.values.clear();
+  record("n" + std::to_string(id) + " CRASHED");
+}
+
+void Simulation::restart(NodeId id) {
+  SimNode& node = nodeRef(id);
+  if (node.up) return;
+  startNode(node);
+}
+
+void Simulation::wipeDisk(NodeId id) {
+  SimNode& node = nodeRef(id);
+  if (node.up) throw std::logic_error("Simulation::wipeDisk: crash the node first");
+  node.disk = raft::MemoryStorage();
+  record("n" + std::to_string(id) + " disk wiped");
+}
+
+NodeId Simulation::addNode() {
+  auto node = std::make_unique<SimNode>();
+  node->id = m_nodes.size() + 1;
+  m_nodes.push_back(std::move(node));
+  startNode(*m_nodes.back());
+  return m_nodes.back()->id;
+}
+
+void Simulation::cut(NodeId from, NodeId to) {
+  ++m_cutLinks[{from, to}];
+  record("cut n" + std::to_string(from) + "->n" + std::to_string(to));
+}
+
+void Simulation::isolate(NodeId id) {
+  for (const auto& node : m_nodes) {
+    if (node->id == id) continue;
+    cut(id, node->id);
+    cut(node->id, id);
+  }
+}
+
+void Simulation::partition(const std::vector<std::vector<NodeId>>& groups) {
+  std::map<NodeId, std::size_t> groupOf;
+  for (std::size_t g = 0; g < groups.size(); ++g) {
+    for (NodeId id : groups[g]) groupOf[id] = g;
+  }
+  for (const auto& a : m_nodes) {
+    for (const auto& b : m_nodes) {
+      if (a->id == b->id) continue;
+      auto ga = groupOf.find(a->id);
+      auto gb = groupOf.find(b->id);
+      const std::size_t groupA = ga == groupOf.end() ? groups.size() + a->id : ga->second;
+      const std::size_t groupB = gb == groupOf.end() ? groups.size() + b->id : gb->second;
+      if (groupA != groupB) cut(a->id, b->id);
+    }
+  }
+}
+
+void Simulation::heal() {
+  m_cutLinks.clear();
+  m_dropRate = 0;
+  m_duplicateRate = 0;
+  record("network healed");
+}
+
+void Simulation::setDropRate(double rate) { m_dropRate = rate; }
+
+void Simulation::setDelay(Millis minDelay, Millis maxDelay) {
+  m_minDelay = std::max<Millis>(minDelay, 0);
+  m_maxDelay = std::max(maxDelay, m_minDelay);
+}
+
+void Simulation::setDiskDelay(NodeId id, Millis delay) { nodeRef(id).diskDelay = delay; }
+
+void Simulation::setMessageFilter(std::function<bool(const Message&)> drop) {
+  m_filter = std::move(drop);
+}
+
+bool Simulation::linkUp(NodeId from, NodeId to) const {
+  auto it = m_cutLinks.find({from, to});
+  return it == m_cutLinks.end() || it->second == 0;
+}
+
+// ----- the runtime of each node -----
+
+void Simulation::processReady(SimNode& node) {
+  while (node.up && !node.persisting && node.core->hasReady()) {
+    raft::Ready ready = node.core->ready();
+    Millis delay = node.diskDelay;
+    if (m_slowDiskActive && m_config.faults.slowDiskShare > 0 &&
+        static_cast<double>(m_rng() % 10000) < m_config.faults.slowDiskShare * 10000) {
+      delay += 1 + static_cast<Millis>(m_rng() % static_cast<std::uint64_t>(
+                                                     std::max<Millis>(m_config.faults.slowDiskMax, 1)));
+    }
+    if (delay > 0 && !(ready.entries.empty() && !ready.hardState && !ready.snapshot &&
+                       ready.snapshotChunks.empty())) {
+      node.persisting = true;
+      const NodeId id = node.id;
+      const std::uint64_t incarnation = node.incarnation;
+      auto shared = std::make_shared<raft::Ready>(std::move(ready));
+      schedule(
+          m_now + delay,
+          [this, id, incarnation, shared] {
+            SimNode& target = nodeRef(id);
+            if (!target.up || target.incarnation != incarnation) return;  // lost in a crash
+            target.persisting = false;
+            persistAndSend(target, std::move(*shared));
+            processReady(target);
+          },
+          "persist");
+      return;
+    }
+    persistAndSend(node, std::move(ready));
+  }
+  if (node.up) checkInvariants(node);
+}
+
+void Simulation::persistAndSend(SimNode& node, raft::Ready ready) {
+  const std::string who = "n" + std::to_string(node.id);
+  if (ready.hardState) {
+    const raft::HardState& state = *ready.hardState;
+    if (state.commit < node.disk.hardState().commit) {
+      fail(who + " persisted commit went backwards: " + std::to_string(state.commit) + " < " +
+           std::to_string(node.disk.hardState().commit));
+    }
+    if (state.vote != raft::kNoNode) {
+      auto [it, inserted] = m_votes.emplace(std::make_pair(node.id, state.term), state.vote);
+      if (!inserted && it->second != state.vote) {
+        fail(who + " voted twice in term " + std::to_string(state.term) + ": n" +
+             std::to_string(it->second) + " and n" + std::to_string(state.vote));
+      }
+    }
+    node.disk.setHardState(state);
+  }
+  for (const raft::SnapshotChunk& chunk : ready.snapshotChunks) {
+    if (chunk.offset == 0) node.incomingSnapshot.clear();
+    if (chunk.offset != node.incomingSnapshot.size()) {
+      fail(who + " snapshot chunk at offset " + std::to_string(chunk.offset) + " but " +
+           std::to_string(node.incomingSnapshot.size()) + " bytes held");
+    }
+    node.incomingSnapshot += chunk.data;
+  }
+  if (ready.snapshot) {
+    const raft::SnapshotMeta& meta = *ready.snapshot;
+    if (node.incomingSnapshot.size() != meta.size) {
+      fail(who + " installs snapshot " + std::to_string(meta.index) + " of " +
+           std::to_string(meta.size) + " bytes with " +
+           std::to_string(node.incomingSnapshot.size()) + " bytes received");
+    }
+    std::uint64_t digest = 0;
+    std::vector<std::string> values;
+    if (!decodeState(node.incomingSnapshot, digest, values)) {
+      fail(who + " received an undecodable snapshot at " + std::to_string(meta.index));
+    }
+    auto known = m_digestAt.find(meta.index);
+    if (known != m_digestAt.end() && known->second != digest) {
+      fail(who + " installed snapshot " + std::to_string(meta.index) +
+           " whose state differs from what others applied");
+    }
+    node.disk.installSnapshot(meta, std::move(node.incomingSnapshot));
+    node.incomingSnapshot.clear();
+    node.values = std::move(values);
+    node.digest = digest;
+    if (meta.index < node.applied) {
+      fail(who + " applied index went backwards by a snapshot: " + std::to_string(meta.index) +
+           " < " + std::to_string(node.applied));
+    }
+    node.applied = meta.index;
+    ++node.snapshotsInstalled;
+    record(who + " installed snapshot at " + std::to_string(meta.index));
+  }
+  if (!ready.entries.empty()) {
+    for (const Entry& entry : ready.entries) {
+      Term previousTerm = 0;
+      if (entry.index > 1) {
+        if (&entry != &ready.entries.front()) {
+          previousTerm = (&entry - 1)->term;
+        } else {
+          previousTerm = node.disk.term(entry.index - 1).value_or(0);
+        }
+      }
+      const std::pair<std::uint64_t, Term> identity{entryHash(entry), previousTerm};
+      auto [it, inserted] = m_entryByPosition.emplace(std::make_pair(entry.index, entry.term), identity);
+      if (!inserted && it->second != identity) {
+        fail(who + " log matching violated at index " + std::to_string(entry.index) + " term " +
+             std::to_string(entry.term));
+      }
+    }
+    node.disk.append(ready.entries);
+  }
+  for (Message& message : ready.messages) send(message);
+  applyEntries(node, ready.committed);
+  for (const raft::ReadState& read : ready.reads) {
+    auto floor = m_readFloor.find({node.id, read.requestId});
+    if (floor != m_readFloor.end()) {
+      if (read.index < floor->second) {
+        fail(who + " released read " + std::to_string(read.requestId) + " at index " +
+             std::to_string(read.index) + " although " + std::to_string(floor->second) +
+             " was committed before the read began");
+      }
+      m_readFloor.erase(floor);
+    }
+    node.reads.push_back({read.requestId, read.index, m_now, node.core->term()});
+  }
+  node.core->advance(ready);
+  maybeSnapshot(node);
+}
+
+void Simulation::applyEntries(SimNode& node, const std::vector<Entry>& entries) {
+  const std::string who = "n" + std::to_string(node.id);
+  for (const Entry& entry : entries) {
+    if (entry.index != node.applied + 1) {
+      fail(who + " applied index " + std::to_string(entry.index) + " after " +
+           std::to_string(node.applied));
+    }
+    node.digest = mix(mix(node.digest, entry.term), entryHash(entry));
+    node.applied = entry.index;
+    if (entry.type == EntryType::Normal) node.values.push_back(entry.data);
+    auto [it, inserted] = m_digestAt.emplace(entry.index, node.digest);
+    if (!inserted && it->second != node.digest) {
+      fail(who + " state machine safety violated at index " + std::to_string(entry.index) +
+           ": applied a different entry or history than another node");
+    }
+    auto [committed, first] = m_committedTerm.emplace(entry.index, std::make_pair(entry.term, m_steps));
+    if (!first && committed->second.first != entry.term) {
+      fail(who + " applied term " + std::to_string(entry.term) + " at index " +
+           std::to_string(entry.index) + " where term " +
+           std::to_string(committed->second.first) + " was applied");
+    }
+    if (entry.type == EntryType::Normal) m_committedData.emplace(entry.index, entry.data);
+    m_highestCommitSeen = std::max(m_highestCommitSeen, entry.index);
+  }
+}
+
+void Simulation::maybeSnapshot(SimNode& node) {
+  if (m_config.snapshotEvery == 0) return;
+  const raft::SnapshotMeta current = node.disk.snapshotMeta();
+  if (node.applied < current.index + m_config.snapshotEvery) return;
+  raft::SnapshotMeta meta;
+  meta.index = node.applied;
+  meta.term = node.disk.term(node.applied).value_or(0);
+  meta.membership = node.core->membershipAt(node.applied);
+  node.disk.takeSnapshot(meta, encodeState(node.digest, node.values), m_config.compactionMargin);
+  node.core->snapshotTaken(node.applied);
+}
+
+void Simulation::send(const Message& message) {
+  const std::string text = message.describe();
+  if (!linkUp(message.from, message.to) || (m_filter && m_filter(message))) {
+    record("drop " + text, false);
+    return;
+  }
+  const double roll = static_cast<double>(m_rng() % 1000000) / 1000000.0;
+  if (roll < m_dropRate) {
+    record("lost " + text, false);
+    return;
+  }
+  const int copies = static_cast<double>(m_rng() % 1000000) / 1000000.0 < m_duplicateRate ? 2 : 1;
+  for (int copy = 0; copy < copies; ++copy) {
+    const Millis delay =
+        m_minDelay + static_cast<Millis>(m_rng() % static_cast<std::uint64_t>(m_maxDelay - m_minDelay + 1));
+    schedule(m_now + delay, [this, message] { deliver(message); }, "deliver");
+  }
+}
+
+void Simulation::deliver(const Message& message) {
+  SimNode& target = nodeRef(message.to);
+  if (!target.up || !linkUp(message.from, message.to)) return;
+  ++m_messagesDelivered;
+  if (m_traceMessages) record("recv " + message.describe(), false);
+  target.core->step(message);
+  processReady(target);
+}
+
+// ----- invariants -----
+
+void Simulation::record(std::string line, bool notify) {
+  if (notify && m_observer) m_observer(m_now, line, nullptr);
+  if (!m_violation.empty()) return;  // keep the events that led to the failure
+  m_trace.push_back("[" + std::to_string(m_now) + "ms] " + std::move(line));
+  if (m_trace.size() > kTraceLength) m_trace.pop_front();
+}
+
+void Simulation::fail(const std::string& what) {
+  if (!m_violation.empty()) return;
+  record("VIOLATION: " + what);
+  m_violation = what + " (at " + std::to_string(m_now) + "ms, step " + std::to_string(m_steps) + ")";
+}
+
+void Simulation::checkInvariants(SimNode& node) {
+  const std::string who = "n" + std::to_string(node.id);
+  const raft::Status status = node.core->status();
+  if (status.commit < node.lastCommit) {
+    fail(who + " commit index went backwards: " + std::to_string(status.commit) + " < " +
+         std::to_string(node.lastCommit));
+  }
+  node.lastCommit = status.commit;
+  if (status.role != Role::Leader) return;
+  auto [it, inserted] = m_leaderOfTerm.emplace(status.term, node.id);
+  if (!inserted && it->second != node.id) {
+    fail("two leaders in term " + std::to_string(status.term) + ": n" +
+         std::to_string(it->second) + " and " + who);
+  }
+  if (inserted) node.electedAtStep = m_steps;
+  if (node.completenessCheckedTerm == status.term || node.persisting) return;
+  // Leader completeness: every entry applied anywhere before this leader was
+  // elected is in its (now persisted) log.
+  node.completenessCheckedTerm = status.term;
+  const Index first = node.disk.firstIndex();
+  for (const auto& [index, applied] : m_committedTerm) {
+    if (applied.second >= node.electedAtStep || index < first) continue;
+    const std::optional<Term> term = node.disk.term(index);
+    if (!term || *term != applied.first) {
+      fail("leader completeness: " + who + " leads term " + std::to_string(status.term) +
+           " without committed entry " + std::to_string(index) + " of term " +
+           std::to_string(applied.first));
+      return;
+    }
+  }
+}
+
+bool Simulation::isUp(NodeId id) const { return nodeRef(id).up; }
+
+raft::Status Simulation::status(NodeId id) const {
+  const SimNode& node = nodeRef(id);
+  if (!node.up) {
+    raft::Status down;
+    down.id = id;
+    return down;
+  }
+  return node.core->status();
+}
+
+std::optional<NodeId> Simulation::leader() const {
+  std::optional<NodeId> best;
+  Term bestTerm = 0;
+  for (const auto& node : m_nodes) {
+    if (!node->up || node->core->role() != Role::Leader) continue;
+    if (!best || node->core->term() > bestTerm) {
+      best = node->id;
+      bestTerm = node->core->term();
+    }
+  }
+  return best;
+}
+
+std::vector<std::string> Simulation::appliedValues(NodeId id) const { return nodeRef(id).values; }
+
+Index Simulation::appliedIndex(NodeId id) const { return nodeRef(id).applied; }
+
+const std::vector<ReleasedRead>& Simulation::releasedReads(NodeId id) const {
+  return nodeRef(id).reads;
+}
+
+std::vector<Entry> Simulation::persistedLog(NodeId id) const {
+  const raft::MemoryStorage& disk = nodeRef(id).disk;
+  if (disk.lastIndex() < disk.firstIndex()) return {};
+  return disk.entries(disk.firstIndex(), disk.lastIndex() + 1, SIZE_MAX);
+}
+
+raft::HardState Simulation::persistedHardState(NodeId id) const {
+  return nodeRef(id).disk.hardState();
+}
+
+std::uint64_t Simulation::snapshotsInstalled(NodeId id) const {
+  return nodeRef(id).snapshotsInstalled;
+}
+
+std::vector<std::string> Simulation::recentEvents() const {
+  return {m_trace.begin(), m_trace.end()};
+}
+
+std::string Simulation::report() const {
+  std::ostringstream out;
+  out << (m_violation.empty() ? std::string("no violation") : "VIOLATION: " + m_violation) << "\n";
+  out << "replay: " << m_config.replayCommand() << "\n";
+  out << "last events:\n";
+  for (const std::string& line : m_trace) out << "  " << line << "\n";
+  return out.str();
+}
+
+// ----- randomized scenario -----
+
+void Simulation::injectRandomFaults() {
+  const FaultMix& faults = m_config.faults;
+  const double tick = static_cast<double>(m_config.tickMillis) / 1000.0;
+  auto chance = [&](double probability) {
+    return static_cast<double>(m_rng() % 1000000) / 1000000.0 < probability;
+  };
+  const auto count = static_cast<std::uint64_t>(m_nodes.size());
+  if (faults.partitionsPerSecond > 0 && chance(faults.partitionsPerSecond * tick)) {
+    std::vector<std::pair<NodeId, NodeId>> links;
+    const NodeId a = 1 + m_rng() % count;
+    if (chance(faults.oneWayShare)) {
+      NodeId b = 1 + m_rng() % count;
+      if (b == a) b = b % count + 1;
+      if (a != b) links.push_back({a, b});
+    } else if (chance(0.5)) {
+      for (NodeId b = 1; b <= count; ++b) {
+        if (b == a) continue;
+        links.push_back({a, b});
+        links.push_back({b, a});
+      }
+    } else {
+      std::vector<NodeId> side;
+      for (NodeId id = 1; id <= count; ++id) {
+        if (chance(0.5)) side.push_back(id);
+      }
+      for (NodeId x = 1; x <= count; ++x) {
+        for (NodeId y = 1; y <= count; ++y) {
+          const bool xs = std::find(side.begin(), side.end(), x) != side.end();
+          const bool ys = std::find(side.begin(), side.end(), y) != side.end();
+          if (xs != ys) links.push_back({x, y});
+        }
+      }
+    }
+    for (const auto& [from, to] : links) cut(from, to);
+    const Millis length = faults.partitionLength / 2 +
+                          static_cast<Millis>(m_rng() % static_cast<std::uint64_t>(faults.partitionLength + 1));
+    schedule(m_now + length,
+             [this, links] {
+               for (const auto& link : links) {
+                 auto it = m_cutLinks.find(link);
+                 if (it != m_cutLinks.end() && --it->second <= 0) m_cutLinks.erase(it);
+               }
+               record("partition healed");
+             },
+             "heal");
+  }
+  if (faults.crashesPerSecond > 0 && chance(faults.crashesPerSecond * tick)) {
+    const NodeId victim = 1 + m_rng() % count;
+    if (nodeRef(victim).up) {
+      crash(victim);
+      const Millis downtime = faults.crashDowntime / 2 +
+                              static_cast<Millis>(m_rng() % static_cast<std::uint64_t>(faults.crashDowntime + 1));
+      schedule(m_now + downtime, [this, victim] { restart(victim); }, "restart");
+    }
+  }
+}
+
+bool Simulation::runScenario() {
+  m_dropRate = m_config.faults.dropRate;
+  m_duplicateRate = m_config.faults.duplicateRate;
+  m_slowDiskActive = true;
+  const Millis faultyEnd = m_now + m_config.faultyPeriod;
+  const Millis tick = m_config.tickMillis;
+  for (Millis at = m_now + tick; at < faultyEnd; at += tick) {
+    schedule(at, [this] { injectRandomFaults(); }, "faults");
+  }
+  if (m_config.proposalsPerSecond > 0) {
+    const Millis interval = std::max<Millis>(1, static_cast<Millis>(1000.0 / m_config.proposalsPerSecond));
+    std::uint64_t counter = 0;
+    for (Millis at = m_now + interval; at < faultyEnd; at += interval) {
+      const std::uint64_t n = ++counter;
+      schedule(at,
+               [this, n] {
+                 const std::optional<NodeId> current = leader();
+                 if (!current) return;
+                 propose(*current, "v" + std::to_string(n));
+                 if (n % 5 == 0) {
+                   const auto mode = n % 10 == 0 ? raft::ReadMode::Lease : raft::ReadMode::ReadIndex;
+                   readIndex(*current, n, mode);
+                 }
+                 if (m_config.mixName == "chaos" && n % 37 == 0) {
+                   const NodeId target = 1 + m_rng() % m_nodes.size();
+                   transferLeadership(*current, target);
+                 }
+               },
+               "client");
+    }
+  }
+  runFor(m_config.faultyPeriod);
+  // Heal everything, then the cluster must make progress again.
+  m_slowDiskActive = false;
+  heal();
+  for (const auto& node : m_nodes) {
+    node->diskDelay = 0;
+    if (!node->up) restart(node->id);
+  }
+  if (!commitValue("liveness", m_config.livenessBound)) {
+    fail("liveness: no proposal committed within " + std::to_string(m_config.livenessBound) +
+         "ms after the faults healed");
+  }
+  return ok();
+}
+
+SimConfig sweepConfig(std::uint64_t seed, const SimConfig& base, const std::string& mixName) {
+  SimConfig config = base;
+  config.seed = seed;
+  const std::vector<std::string> names = FaultMix::names();
+  config.mixName = mixName.empty() ? names[seed % names.size()] : mixName;
+  config.faults = FaultMix::named(config.mixName).value_or(FaultMix{});
+  static constexpr int kSizes[] = {3, 5, 5, 7, 3, 5, 9, 1, 5, 3, 7};
+  config.nodes = kSizes[(seed / names.size()) % std::size(kSizes)];
+  static constexpr Index kSnapshotEvery[] = {0, 8, 30};
+  config.snapshotEvery = kSnapshotEvery[(seed / 3) % std::size(kSnapshotEvery)];
+  return config;
+}
+
+std::vector<SeedResult> sweep(std::uint64_t first, std::uint64_t last, const SimConfig& base,
+                              const std::string& mixName) {
+  std::vector<SeedResult> failures;
+  for (std::uint64_t seed = first; seed <= last; ++seed) {
+    Simulation simulation(sweepConfig(seed, base, mixName));
+    if (!simulation.runScenario()) {
+      failures.push_back({seed, false, simulation.report(), simulation.stepsRun()});
+    }
+  }
+  return failures;
+}
+
+}  // namespace copycat::sim
