@@ -72,8 +72,8 @@ int main(int argc, char* argv[]) {
       "re-election, printed as they happen.");
   parser.addHelpOption();
   parser.addOptions({
-      {"speed", "Virtual seconds per real second; 0 runs as fast as possible (default 0.5).",
-       "X", "0.5"},
+      {"speed", "Virtual seconds per real second; 0 runs as fast as possible (default 0.3).",
+       "X", "0.3"},
       {"seed", "Seed of the simulation (default 7).", "N", "7"},
   });
   parser.process(app);

@@ -93,7 +93,14 @@ std::optional<FaultMix> FaultMix::named(const std::string& name) {
     mixture.maxDelay = 5;
     return mixture;
   }
+  if (name == "membership") {
+    mixture.maxDelay = 5;
+    mixture.dropRate = 0.02;
+    mixture.changesPerSecond = 4;
+    return mixture;
+  }
   if (name == "chaos") {
+    mixture.changesPerSecond = 1;
     mixture.dropRate = 0.05;
     mixture.duplicateRate = 0.02;
     mixture.maxDelay = 20;
@@ -107,7 +114,7 @@ std::optional<FaultMix> FaultMix::named(const std::string& name) {
 }
 
 std::vector<std::string> FaultMix::names() {
-  return {"calm", "lossy", "reorder", "partitions", "crashes", "slowdisk", "chaos"};
+  return {"calm", "lossy", "reorder", "partitions", "crashes", "slowdisk", "membership", "chaos"};
 }
 
 std::string SimConfig::replayCommand() const {
@@ -836,6 +843,44 @@ void Simulation::injectRandomFaults() {
   }
 }
 
+void Simulation::churnMembership() {
+  // Cycles one node at a time out of the cluster and back in: remove it, add
+  // it again as a learner, promote it once it has caught up.
+  const std::optional<NodeId> current = leader();
+  if (!current) return;
+  const raft::Status status = nodeRef(*current).core->status();
+  if (m_churnTarget == raft::kNoNode) {
+    m_churnTarget = 1 + m_rng() % m_nodes.size();
+    if (!status.membership.isVoter(m_churnTarget) || status.membership.voters.size() < 2) {
+      m_churnTarget = raft::kNoNode;
+      return;
+    }
+  }
+  const NodeId target = m_churnTarget;
+  raft::ConfigChange change;
+  change.node = target;
+  if (status.membership.isVoter(target)) {
+    if (m_churnPhase != 0) {  // promoted: the cycle is complete
+      m_churnTarget = raft::kNoNode;
+      m_churnPhase = 0;
+      return;
+    }
+    change.kind = raft::ConfigChange::Kind::Remove;
+  } else if (!status.membership.contains(target)) {
+    m_churnPhase = 1;
+    change.kind = raft::ConfigChange::Kind::AddLearner;
+  } else {
+    m_churnPhase = 2;
+    const auto progress = std::find_if(status.progress.begin(), status.progress.end(),
+                                       [&](const raft::PeerProgress& p) { return p.id == target; });
+    if (progress == status.progress.end() || !progress->caughtUp) return;
+    change.kind = raft::ConfigChange::Kind::Promote;
+  }
+  const ProposeResult result = proposeChange(*current, change);
+  record("membership: " + std::string(raft::toString(change.kind)) + " n" + std::to_string(target) +
+         " at n" + std::to_string(*current) + ": " + std::string(raft::toString(result)));
+}
+
 bool Simulation::runScenario() {
   m_dropRate = m_config.faults.dropRate;
   m_duplicateRate = m_config.faults.duplicateRate;
@@ -865,6 +910,12 @@ bool Simulation::runScenario() {
                  }
                },
                "client");
+    }
+  }
+  if (m_config.faults.changesPerSecond > 0 && m_nodes.size() > 1) {
+    const Millis interval = std::max<Millis>(1, static_cast<Millis>(1000.0 / m_config.faults.changesPerSecond));
+    for (Millis at = m_now + interval; at < faultyEnd; at += interval) {
+      schedule(at, [this] { churnMembership(); }, "membership");
     }
   }
   runFor(m_config.faultyPeriod);

@@ -35,9 +35,10 @@ struct FaultMix {
   Millis crashDowntime = 300;
   double slowDiskShare = 0;  // share of persists delayed by up to slowDiskMax
   Millis slowDiskMax = 0;
+  double changesPerSecond = 0;  // membership churn: remove, re-add as learner, promote
 
   /// Named mixes used by sweeps: calm, lossy, reorder, partitions, crashes,
-  /// slowdisk, chaos. Returns nullopt for an unknown name.
+  /// slowdisk, membership, chaos. Returns nullopt for an unknown name.
   static std::optional<FaultMix> named(const std::string& name);
   static std::vector<std::string> names();
 };
@@ -207,6 +208,7 @@ class Simulation {
   void fail(const std::string& what);
   void checkInvariants(SimNode& node);
   void injectRandomFaults();
+  void churnMembership();
 
   SimNode& nodeRef(NodeId id);
   const SimNode& nodeRef(NodeId id) const;
@@ -222,6 +224,8 @@ class Simulation {
   std::map<std::pair<NodeId, NodeId>, int> m_cutLinks;  // link -> partitions cutting it
   std::function<bool(const raft::Message&)> m_filter;
   Observer m_observer;
+  NodeId m_churnTarget = 0;
+  int m_churnPhase = 0;
   bool m_slowDiskActive = false;
   bool m_traceMessages = true;
   double m_dropRate = 0;
