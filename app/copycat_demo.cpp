@@ -3,12 +3,12 @@
 // leader to a crash, re-elects, and brings the crashed node back; every
 // election, vote, commit and fault is printed as it happens.
 
-#include <QCommandLineParser>
-#include <QCoreApplication>
-
 #include <chrono>
 #include <cstdio>
 #include <thread>
+
+#include <QCommandLineParser>
+#include <QCoreApplication>
 
 #include "engine/sim/simulation.h"
 
@@ -72,8 +72,8 @@ int main(int argc, char* argv[]) {
       "re-election, printed as they happen.");
   parser.addHelpOption();
   parser.addOptions({
-      {"speed", "Virtual seconds per real second; 0 runs as fast as possible (default 0.3).",
-       "X", "0.3"},
+      {"speed", "Virtual seconds per real second; 0 runs as fast as possible (default 0.3).", "X",
+       "0.3"},
       {"seed", "Seed of the simulation (default 7).", "N", "7"},
   });
   parser.process(app);
@@ -109,8 +109,8 @@ int main(int argc, char* argv[]) {
     return 1;
   }
   const auto firstTerm = simulation.status(*firstLeader).term;
-  narrator.say(simulation.now(), "=> n" + std::to_string(*firstLeader) + " leads term " +
-                                     std::to_string(firstTerm));
+  narrator.say(simulation.now(),
+               "=> n" + std::to_string(*firstLeader) + " leads term " + std::to_string(firstTerm));
   for (int i = 1; i <= 3; ++i) {
     const std::string value = "x=" + std::to_string(i);
     const auto index = simulation.commitValue(value, 3000);
@@ -139,17 +139,19 @@ int main(int argc, char* argv[]) {
     const std::string value = "x=" + std::to_string(i);
     const auto index = simulation.commitValue(value, 3000);
     if (!index) {
-      std::fprintf(stderr, "copycat-demo: %s did not commit after the re-election\n", value.c_str());
+      std::fprintf(stderr, "copycat-demo: %s did not commit after the re-election\n",
+                   value.c_str());
       return 1;
     }
     narrator.say(simulation.now(), "=> " + value + " committed at index " + std::to_string(*index));
   }
 
-  narrator.say(simulation.now(), "=> restarting n" + std::to_string(*firstLeader) + " from its disk");
+  narrator.say(simulation.now(),
+               "=> restarting n" + std::to_string(*firstLeader) + " from its disk");
   simulation.restart(*firstLeader);
   const auto expected = simulation.appliedValues(*secondLeader);
-  const bool caughtUp = simulation.runUntil(
-      [&] { return simulation.appliedValues(*firstLeader) == expected; }, 3000);
+  const bool caughtUp =
+      simulation.runUntil([&] { return simulation.appliedValues(*firstLeader) == expected; }, 3000);
   simulation.runFor(200);
 
   std::string agreed;
@@ -162,13 +164,12 @@ int main(int argc, char* argv[]) {
     std::fprintf(stderr, "copycat-demo: the restarted node did not catch up\n");
     return 1;
   }
-  narrator.say(simulation.now(), "=> n" + std::to_string(*firstLeader) +
-                                     " caught up; every node applied: " + agreed);
-  std::printf("demo finished: leader n%llu (term %llu) crashed, n%llu re-elected (term %llu), "
-              "no invariant violated\n",
-              static_cast<unsigned long long>(*firstLeader),
-              static_cast<unsigned long long>(firstTerm),
-              static_cast<unsigned long long>(*secondLeader),
-              static_cast<unsigned long long>(secondTerm));
+  narrator.say(simulation.now(),
+               "=> n" + std::to_string(*firstLeader) + " caught up; every node applied: " + agreed);
+  std::printf(
+      "demo finished: leader n%llu (term %llu) crashed, n%llu re-elected (term %llu), "
+      "no invariant violated\n",
+      static_cast<unsigned long long>(*firstLeader), static_cast<unsigned long long>(firstTerm),
+      static_cast<unsigned long long>(*secondLeader), static_cast<unsigned long long>(secondTerm));
   return 0;
 }

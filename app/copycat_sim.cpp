@@ -1,14 +1,14 @@
 // copycat-sim: runs the deterministic simulator from the command line: one
 // seed with its trace (to replay a failure), or a sweep/soak over a range.
 
-#include <QCommandLineParser>
-#include <QCoreApplication>
-
 #include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <mutex>
 #include <thread>
+
+#include <QCommandLineParser>
+#include <QCoreApplication>
 
 #include "engine/sim/simulation.h"
 
@@ -47,12 +47,16 @@ int main(int argc, char* argv[]) {
       {"last", "Last seed of a sweep.", "N"},
       {"jobs", "Threads for a sweep (default 1).", "N", "1"},
       {"nodes", "Cluster size 1..9 (default: derived from the seed).", "N"},
-      {"mix", "Fault mix: " + QString::fromStdString([] {
+      {"mix",
+       "Fault mix: " + QString::fromStdString([] {
          std::string all;
          for (const std::string& name : FaultMix::names()) all += (all.empty() ? "" : ", ") + name;
          return all;
-       }()) + " (default: derived from the seed).", "NAME"},
-      {"snapshot-every", "Snapshot every N applied entries, 0 never (default: from the seed).", "N"},
+       }()) +
+           " (default: derived from the seed).",
+       "NAME"},
+      {"snapshot-every", "Snapshot every N applied entries, 0 never (default: from the seed).",
+       "N"},
       {"faulty-ms", "Virtual milliseconds of injected faults (default 3000).", "MS"},
       {"proposals-per-second", "Client proposals per virtual second (default 50).", "N"},
       {"no-pre-vote", "Disable pre-vote."},
@@ -65,7 +69,8 @@ int main(int argc, char* argv[]) {
              rate = 0;
   if (!parseNumber(parser, "seed", seed) || !parseNumber(parser, "first", first) ||
       !parseNumber(parser, "last", last) || !parseNumber(parser, "jobs", jobs) ||
-      !parseNumber(parser, "nodes", nodes) || !parseNumber(parser, "snapshot-every", snapshotEvery) ||
+      !parseNumber(parser, "nodes", nodes) ||
+      !parseNumber(parser, "snapshot-every", snapshotEvery) ||
       !parseNumber(parser, "faulty-ms", faulty) ||
       !parseNumber(parser, "proposals-per-second", rate)) {
     return usageError("numeric options take a non-negative whole number");

@@ -66,8 +66,8 @@ std::string CoreEvent::describe() const {
 }
 
 bool Ready::empty() const {
-  return !hardState && entries.empty() && snapshotChunks.empty() && !snapshot &&
-         messages.empty() && committed.empty() && reads.empty() && !role;
+  return !hardState && entries.empty() && snapshotChunks.empty() && !snapshot && messages.empty() &&
+         committed.empty() && reads.empty() && !role;
 }
 
 Node::Node(const Config& config, const LogStorage& storage, Membership initialMembership)
@@ -85,9 +85,7 @@ ProposeResult Node::proposeChange(const ConfigChange& change) {
 ProposeResult Node::readIndex(std::uint64_t requestId, ReadMode mode) {
   return m_core->readIndex(requestId, mode);
 }
-ProposeResult Node::transferLeadership(NodeId target) {
-  return m_core->transferLeadership(target);
-}
+ProposeResult Node::transferLeadership(NodeId target) { return m_core->transferLeadership(target); }
 void Node::campaign() { m_core->campaign(); }
 void Node::snapshotTaken(Index index) { m_core->snapshotTaken(index); }
 void Node::reportUnreachable(NodeId peer) { m_core->reportUnreachable(peer); }

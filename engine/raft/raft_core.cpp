@@ -87,8 +87,7 @@ RaftCore::RaftCore(const Config& config, const LogStorage& storage, Membership i
   const Index applied = std::max(config.applied, snapshot.index);
   if (applied > m_log.committed()) {
     throw std::invalid_argument("raft::Config: applied index " + std::to_string(applied) +
-                                " is beyond the commit index " +
-                                std::to_string(m_log.committed()));
+                                " is beyond the commit index " + std::to_string(m_log.committed()));
   }
   m_log.setApplied(applied);
   becomeFollower(m_term, kNoNode);
@@ -100,13 +99,13 @@ void RaftCore::reset(Term term) {
   if (term != m_term) {
     m_term = term;
     m_vote = kNoNode;
-    emit(CoreEvent::Kind::TermChanged);
+    publish(CoreEvent::Kind::TermChanged);
   }
   m_leader = kNoNode;
   m_electionElapsed = 0;
   m_heartbeatElapsed = 0;
   resetRandomizedTimeout();
-  if (m_transferee != kNoNode) emit(CoreEvent::Kind::LeaderTransfer, m_transferee, 0, "aborted");
+  if (m_transferee != kNoNode) publish(CoreEvent::Kind::LeaderTransfer, m_transferee, 0, "aborted");
   m_transferee = kNoNode;
   m_transferElapsed = 0;
   m_votes.clear();
@@ -123,14 +122,14 @@ void RaftCore::reset(Term term) {
 void RaftCore::setRole(Role role) {
   const bool changed = role != m_role;
   m_role = role;
-  if (changed) emit(CoreEvent::Kind::RoleChanged, m_leader);
+  if (changed) publish(CoreEvent::Kind::RoleChanged, m_leader);
 }
 
 void RaftCore::becomeFollower(Term term, NodeId leader) {
   reset(term);
   m_leader = leader;
   if (m_role == Role::Follower && leader != kNoNode) {
-    emit(CoreEvent::Kind::RoleChanged, leader, 0, "leader known");
+    publish(CoreEvent::Kind::RoleChanged, leader, 0, "leader known");
   }
   setRole(Role::Follower);
 }
@@ -220,13 +219,13 @@ void RaftCore::tick() {
   if (m_electionElapsed >= m_config.electionTicks) {
     m_electionElapsed = 0;
     if (m_config.checkQuorum && !quorumActive()) {
-      emit(CoreEvent::Kind::RoleChanged, kNoNode, 0, "lost contact with a majority");
+      publish(CoreEvent::Kind::RoleChanged, kNoNode, 0, "lost contact with a majority");
       becomeFollower(m_term, kNoNode);
       return;
     }
   }
   if (m_transferee != kNoNode && ++m_transferElapsed >= m_config.electionTicks) {
-    emit(CoreEvent::Kind::LeaderTransfer, m_transferee, 0, "timed out");
+    publish(CoreEvent::Kind::LeaderTransfer, m_transferee, 0, "timed out");
     m_transferee = kNoNode;
     m_transferElapsed = 0;
   }
@@ -249,29 +248,29 @@ void RaftCore::tick() {
 
 void RaftCore::step(const Message& message) {
   if (message.to != m_config.id) {
-    emit(CoreEvent::Kind::MessageIgnored, message.from, 0, "addressed to another node");
+    publish(CoreEvent::Kind::MessageIgnored, message.from, 0, "addressed to another node");
     return;
   }
   const MessageType type = message.type;
   if (message.term > m_term) {
     if (type == MessageType::Vote || type == MessageType::PreVote) {
       const bool transfer = message.context != 0;
-      const bool inLease = m_config.checkQuorum && m_electionElapsed < m_config.electionTicks &&
-                           (m_leader != kNoNode ||
-                            (m_restarted && m_ticksSinceStart < std::uint64_t(m_config.electionTicks)));
+      const bool inLease =
+          m_config.checkQuorum && m_electionElapsed < m_config.electionTicks &&
+          (m_leader != kNoNode ||
+           (m_restarted && m_ticksSinceStart < std::uint64_t(m_config.electionTicks)));
       if (!transfer && inLease) {
-        emit(CoreEvent::Kind::MessageIgnored, message.from, 0,
-             std::string(toString(type)) + " while a leader is current");
+        publish(CoreEvent::Kind::MessageIgnored, message.from, 0,
+                std::string(toString(type)) + " while a leader is current");
         return;
       }
       if (!transfer && !m_membership.voters.empty() && !m_membership.isVoter(message.from)) {
-        emit(CoreEvent::Kind::MessageIgnored, message.from, 0,
-             std::string(toString(type)) + " from a non-voter");
+        publish(CoreEvent::Kind::MessageIgnored, message.from, 0,
+                std::string(toString(type)) + " from a non-voter");
         return;
       }
     }
-    if (type == MessageType::PreVote ||
-        (type == MessageType::PreVoteResponse && !message.reject)) {
+    if (type == MessageType::PreVote || (type == MessageType::PreVoteResponse && !message.reject)) {
       // A pre-vote never changes terms.
     } else if (isLeaderMessage(type)) {
       becomeFollower(message.term, message.from);
@@ -289,8 +288,8 @@ void RaftCore::step(const Message& message) {
       response.reject = true;
       send(std::move(response));
     } else {
-      emit(CoreEvent::Kind::MessageIgnored, message.from, 0,
-           std::string(toString(type)) + " from stale term " + std::to_string(message.term));
+      publish(CoreEvent::Kind::MessageIgnored, message.from, 0,
+              std::string(toString(type)) + " from stale term " + std::to_string(message.term));
     }
     return;
   }
@@ -323,14 +322,14 @@ void RaftCore::handleVoteRequest(const Message& message) {
     if (!pre) {
       m_electionElapsed = 0;
       m_vote = message.from;
-      emit(CoreEvent::Kind::VoteCast, message.from);
+      publish(CoreEvent::Kind::VoteCast, message.from);
     }
   } else {
     response.term = m_term;
     response.reject = true;
-    emit(CoreEvent::Kind::MessageRejected, message.from, 0,
-         std::string(toString(message.type)) + (canVote ? ": candidate log is behind"
-                                                        : ": already voted or leader known"));
+    publish(CoreEvent::Kind::MessageRejected, message.from, 0,
+            std::string(toString(message.type)) +
+                (canVote ? ": candidate log is behind" : ": already voted or leader known"));
   }
   send(std::move(response));
 }
@@ -343,7 +342,7 @@ void RaftCore::stepFollower(const Message& message) {
       m_electionElapsed = 0;
       if (m_leader != message.from) {
         m_leader = message.from;
-        emit(CoreEvent::Kind::RoleChanged, message.from, 0, "leader known");
+        publish(CoreEvent::Kind::RoleChanged, message.from, 0, "leader known");
       }
       if (message.type == MessageType::Append) {
         handleAppend(message);
@@ -355,7 +354,7 @@ void RaftCore::stepFollower(const Message& message) {
       break;
     case MessageType::TimeoutNow:
       if (promotable()) {
-        emit(CoreEvent::Kind::LeaderTransfer, message.from, 0, "campaigning on TimeoutNow");
+        publish(CoreEvent::Kind::LeaderTransfer, message.from, 0, "campaigning on TimeoutNow");
         startElection(false, true);
       }
       break;
@@ -421,9 +420,9 @@ void RaftCore::handleAppend(const Message& message) {
     response.index = message.index;
     response.hintIndex = hint;
     response.hintTerm = m_log.term(hint).value_or(0);
-    emit(CoreEvent::Kind::MessageRejected, message.from, message.index,
-         "Append: no entry " + std::to_string(message.index) + " of term " +
-             std::to_string(message.logTerm));
+    publish(CoreEvent::Kind::MessageRejected, message.from, message.index,
+            "Append: no entry " + std::to_string(message.index) + " of term " +
+                std::to_string(message.logTerm));
   }
   send(std::move(response));
 }
@@ -454,8 +453,8 @@ void RaftCore::handleSnapshotChunk(const Message& message) {
   if (m_log.unstableSnapshot()) {
     // The previous snapshot is not persisted yet; its chunks and this one
     // must not mix in the runtime. The leader resends after a pause.
-    emit(CoreEvent::Kind::MessageIgnored, message.from, meta.index,
-         "InstallSnapshot while the previous snapshot is being persisted");
+    publish(CoreEvent::Kind::MessageIgnored, message.from, meta.index,
+            "InstallSnapshot while the previous snapshot is being persisted");
     return;
   }
   if (message.offset == 0) {
@@ -463,9 +462,8 @@ void RaftCore::handleSnapshotChunk(const Message& message) {
   } else if (!m_incomingSnapshot || !(m_incomingSnapshot->meta == meta) ||
              m_incomingSnapshot->received != message.offset) {
     response.reject = true;
-    response.offset = (m_incomingSnapshot && m_incomingSnapshot->meta == meta)
-                          ? m_incomingSnapshot->received
-                          : 0;
+    response.offset =
+        (m_incomingSnapshot && m_incomingSnapshot->meta == meta) ? m_incomingSnapshot->received : 0;
     send(std::move(response));
     return;
   }
@@ -474,8 +472,8 @@ void RaftCore::handleSnapshotChunk(const Message& message) {
   incoming.received += message.data.size();
   if (message.done || incoming.received >= meta.size) {
     if (incoming.received != meta.size || !message.done) {
-      emit(CoreEvent::Kind::MessageRejected, message.from, meta.index,
-           "InstallSnapshot: size mismatch, restarting the transfer");
+      publish(CoreEvent::Kind::MessageRejected, message.from, meta.index,
+              "InstallSnapshot: size mismatch, restarting the transfer");
       m_incomingSnapshot.reset();
       response.reject = true;
       response.offset = 0;
@@ -487,7 +485,7 @@ void RaftCore::handleSnapshotChunk(const Message& message) {
     m_membershipHistory = {{meta.index, meta.membership}};
     m_uncommittedChanges.clear();
     m_incomingSnapshot.reset();
-    emit(CoreEvent::Kind::SnapshotInstalled, message.from, meta.index);
+    publish(CoreEvent::Kind::SnapshotInstalled, message.from, meta.index);
     response.done = true;
     response.offset = meta.size;
   } else {
@@ -501,7 +499,7 @@ void RaftCore::handleSnapshotChunk(const Message& message) {
 void RaftCore::stepLeader(const Message& message) {
   auto it = m_progress.find(message.from);
   if (it == m_progress.end()) {
-    emit(CoreEvent::Kind::MessageIgnored, message.from, 0, "from a node outside the membership");
+    publish(CoreEvent::Kind::MessageIgnored, message.from, 0, "from a node outside the membership");
     return;
   }
   it->second.recentActive = true;
@@ -645,11 +643,11 @@ bool RaftCore::sendAppend(NodeId to, bool sendIfEmpty) {
 void RaftCore::startSnapshot(NodeId to, Progress& progress) {
   const SnapshotMeta meta = m_storage.snapshotMeta();
   if (meta.isEmpty()) {
-    emit(CoreEvent::Kind::MessageRejected, to, 0, "log compacted without a snapshot");
+    publish(CoreEvent::Kind::MessageRejected, to, 0, "log compacted without a snapshot");
     return;
   }
   progress.becomeSnapshot(meta.index);
-  emit(CoreEvent::Kind::SnapshotSending, to, meta.index);
+  publish(CoreEvent::Kind::SnapshotSending, to, meta.index);
   sendSnapshotChunks(to, progress);
 }
 
@@ -668,7 +666,7 @@ void RaftCore::sendSnapshotChunks(NodeId to, Progress& progress) {
     message.offset = progress.snapshotSendOffset;
     message.data = m_storage.snapshotChunk(message.offset, m_config.snapshotChunkBytes);
     if (message.data.empty() && message.offset < meta.size) {
-      emit(CoreEvent::Kind::MessageRejected, to, meta.index, "snapshot data unavailable");
+      publish(CoreEvent::Kind::MessageRejected, to, meta.index, "snapshot data unavailable");
       return;
     }
     message.done = message.offset + message.data.size() >= meta.size;
@@ -784,7 +782,7 @@ void RaftCore::releaseReads() {
   while (!m_pendingReads.empty() && m_pendingReads.front().round <= round) {
     const PendingRead& read = m_pendingReads.front();
     m_readStates.push_back({read.requestId, read.index});
-    emit(CoreEvent::Kind::ReadReleased, kNoNode, read.index);
+    publish(CoreEvent::Kind::ReadReleased, kNoNode, read.index);
     m_pendingReads.pop_front();
   }
 }
@@ -807,7 +805,7 @@ void RaftCore::sendTimeoutNow(NodeId to) {
   message.type = MessageType::TimeoutNow;
   message.to = to;
   send(std::move(message));
-  emit(CoreEvent::Kind::LeaderTransfer, to, 0, "TimeoutNow sent");
+  publish(CoreEvent::Kind::LeaderTransfer, to, 0, "TimeoutNow sent");
 }
 
 // ----- proposals -----
@@ -847,7 +845,7 @@ ProposeResult RaftCore::readIndex(std::uint64_t requestId, ReadMode mode) {
   }
   if (mode == ReadMode::Lease && leaseValid()) {
     m_readStates.push_back({requestId, m_log.committed()});
-    emit(CoreEvent::Kind::ReadReleased, kNoNode, m_log.committed(), "lease");
+    publish(CoreEvent::Kind::ReadReleased, kNoNode, m_log.committed(), "lease");
     return ProposeResult::Accepted;
   }
   m_pendingReads.push_back({requestId, m_log.committed(), m_readRound + 1});
@@ -863,7 +861,7 @@ ProposeResult RaftCore::transferLeadership(NodeId target) {
   if (m_transferee == target) return ProposeResult::Accepted;
   m_transferee = target;
   m_transferElapsed = 0;
-  emit(CoreEvent::Kind::LeaderTransfer, target, 0, "started");
+  publish(CoreEvent::Kind::LeaderTransfer, target, 0, "started");
   if (m_progress[target].match == m_log.lastIndex()) {
     sendTimeoutNow(target);
   } else {
@@ -883,7 +881,7 @@ void RaftCore::snapshotTaken(Index index) {
   if (governing != m_membershipHistory.begin()) {
     m_membershipHistory.erase(m_membershipHistory.begin(), std::prev(governing));
   }
-  emit(CoreEvent::Kind::LogCompacted, kNoNode, index);
+  publish(CoreEvent::Kind::LogCompacted, kNoNode, index);
 }
 
 void RaftCore::reportUnreachable(NodeId peer) {
@@ -910,15 +908,15 @@ void RaftCore::commitTo(Index index) {
 
 void RaftCore::onCommitAdvanced(Index previous) {
   const Index committed = m_log.committed();
-  if (committed > previous) emit(CoreEvent::Kind::CommitAdvanced, kNoNode, committed);
+  if (committed > previous) publish(CoreEvent::Kind::CommitAdvanced, kNoNode, committed);
   while (!m_uncommittedChanges.empty() && m_uncommittedChanges.begin()->first <= committed) {
     const auto [index, change] = *m_uncommittedChanges.begin();
     m_uncommittedChanges.erase(m_uncommittedChanges.begin());
     if (std::optional<Membership> next = m_membership.apply(change)) {
       applyMembership(index, *next);
     } else {
-      emit(CoreEvent::Kind::MembershipChanged, change.node, index,
-           "ignored invalid change " + std::string(toString(change.kind)));
+      publish(CoreEvent::Kind::MembershipChanged, change.node, index,
+              "ignored invalid change " + std::string(toString(change.kind)));
     }
   }
   if (m_role == Role::Leader && committedInCurrentTerm() && !m_readsAwaitingTermCommit.empty()) {
@@ -938,10 +936,10 @@ void RaftCore::applyMembership(Index index, const Membership& membership) {
   for (NodeId voter : membership.voters) text += " " + std::to_string(voter);
   text += "; learners";
   for (NodeId learner : membership.learners) text += " " + std::to_string(learner);
-  emit(CoreEvent::Kind::MembershipChanged, kNoNode, index, text);
+  publish(CoreEvent::Kind::MembershipChanged, kNoNode, index, text);
   if (m_role != Role::Leader) return;
   if (!membership.isVoter(m_config.id)) {
-    emit(CoreEvent::Kind::RoleChanged, kNoNode, index, "no longer a voter: stepping down");
+    publish(CoreEvent::Kind::RoleChanged, kNoNode, index, "no longer a voter: stepping down");
     becomeFollower(m_term, kNoNode);
     return;
   }
@@ -1073,7 +1071,7 @@ Status RaftCore::status() const {
   return status;
 }
 
-void RaftCore::emit(CoreEvent::Kind kind, NodeId peer, Index index, std::string text) {
+void RaftCore::publish(CoreEvent::Kind kind, NodeId peer, Index index, std::string text) {
   if (!m_sink) return;
   CoreEvent event;
   event.kind = kind;

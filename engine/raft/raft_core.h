@@ -112,7 +112,7 @@ class RaftCore {
   void syncProgressWithMembership();
   void trackChanges(const std::vector<Entry>& entries, Index truncatedFrom);
 
-  void emit(CoreEvent::Kind kind, NodeId peer = kNoNode, Index index = 0, std::string text = {});
+  void publish(CoreEvent::Kind kind, NodeId peer = kNoNode, Index index = 0, std::string text = {});
   Index quorumSize() const { return m_membership.voters.size() / 2 + 1; }
 
   Config m_config;

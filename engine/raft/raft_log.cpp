@@ -32,7 +32,8 @@ Index RaftLog::lastIndex() const {
 std::optional<Term> RaftLog::term(Index index) const {
   if (index == 0) return Term{0};
   if (index >= m_unstableOffset) {
-    if (index - m_unstableOffset < m_unstable.size()) return m_unstable[index - m_unstableOffset].term;
+    if (index - m_unstableOffset < m_unstable.size())
+      return m_unstable[index - m_unstableOffset].term;
     if (m_unstable.empty() && m_unstableSnapshot && index == m_unstableSnapshot->index) {
       return m_unstableSnapshot->term;
     }
@@ -95,8 +96,8 @@ void RaftLog::append(std::vector<Entry> entries) {
   if (entries.empty()) return;
   const Index first = entries.front().index;
   if (first != lastIndex() + 1) {
-    throw std::logic_error("RaftLog::append: entry " + std::to_string(first) +
-                           " does not follow " + std::to_string(lastIndex()));
+    throw std::logic_error("RaftLog::append: entry " + std::to_string(first) + " does not follow " +
+                           std::to_string(lastIndex()));
   }
   if (m_unstable.empty()) m_unstableOffset = first;
   for (Entry& entry : entries) m_unstable.push_back(std::move(entry));
@@ -187,7 +188,8 @@ void RaftLog::stableTo(Index index, Term stableTerm) {
   if (index < m_unstableOffset || m_unstable.empty()) return;
   const Index position = index - m_unstableOffset;
   if (position >= m_unstable.size() || m_unstable[position].term != stableTerm) return;
-  m_unstable.erase(m_unstable.begin(), m_unstable.begin() + static_cast<std::ptrdiff_t>(position + 1));
+  m_unstable.erase(m_unstable.begin(),
+                   m_unstable.begin() + static_cast<std::ptrdiff_t>(position + 1));
   m_unstableOffset = index + 1;
 }
 

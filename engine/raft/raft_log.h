@@ -37,8 +37,8 @@ class RaftLog {
   /// Follower side of AppendEntries: returns the last index known to match
   /// the leader, or nullopt when (prevIndex, prevTerm) does not match.
   /// `truncatedFrom` reports the first index replaced, 0 when none.
-  std::optional<Index> maybeAppend(Index prevIndex, Term prevTerm, const std::vector<Entry>& entries,
-                                   Index& truncatedFrom);
+  std::optional<Index> maybeAppend(Index prevIndex, Term prevTerm,
+                                   const std::vector<Entry>& entries, Index& truncatedFrom);
   /// Fast backtracking: the largest index <= `index` whose term is <= `term`.
   Index findConflictByTerm(Index index, Term term) const;
 

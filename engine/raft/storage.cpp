@@ -55,7 +55,8 @@ void MemoryStorage::takeSnapshot(const SnapshotMeta& meta, std::string data, Ind
   m_snapshotData = std::move(data);
   const Index compactTo = meta.index > keepEntries ? meta.index - keepEntries : 0;
   if (compactTo > offset) {
-    m_entries.erase(m_entries.begin(), m_entries.begin() + static_cast<std::ptrdiff_t>(compactTo - offset));
+    m_entries.erase(m_entries.begin(),
+                    m_entries.begin() + static_cast<std::ptrdiff_t>(compactTo - offset));
     Entry& sentinel = m_entries.front();
     sentinel.data.clear();
     sentinel.type = EntryType::Normal;
@@ -68,7 +69,8 @@ void MemoryStorage::installSnapshot(const SnapshotMeta& meta, std::string data) 
   if (localTerm && *localTerm == meta.term) {
     const Index offset = m_entries.front().index;
     if (meta.index > offset) {
-      m_entries.erase(m_entries.begin(), m_entries.begin() + static_cast<std::ptrdiff_t>(meta.index - offset));
+      m_entries.erase(m_entries.begin(),
+                      m_entries.begin() + static_cast<std::ptrdiff_t>(meta.index - offset));
     }
   } else {
     m_entries.clear();

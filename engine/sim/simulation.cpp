@@ -246,10 +246,12 @@ void Simulation::startNode(SimNode& node) {
   });
   record("n" + std::to_string(node.id) + " started (incarnation " +
          std::to_string(node.incarnation) + ")");
-  const Millis phase = static_cast<Millis>(m_rng() % static_cast<std::uint64_t>(m_config.tickMillis));
+  const Millis phase =
+      static_cast<Millis>(m_rng() % static_cast<std::uint64_t>(m_config.tickMillis));
   const std::uint64_t incarnation = node.incarnation;
   const NodeId id = node.id;
-  schedule(m_now + phase + 1, [this, id, incarnation] { scheduleTick(id, incarnation); }, "tick");
+  schedule(
+      m_now + phase + 1, [this, id, incarnation] { scheduleTick(id, incarnation); }, "tick");
   processReady(node);
 }
 
@@ -258,8 +260,9 @@ void Simulation::scheduleTick(NodeId id, std::uint64_t incarnation) {
   if (!node.up || node.incarnation != incarnation) return;
   node.core->tick();
   processReady(node);
-  schedule(m_now + m_config.tickMillis, [this, id, incarnation] { scheduleTick(id, incarnation); },
-           "tick");
+  schedule(
+      m_now + m_config.tickMillis, [this, id, incarnation] { scheduleTick(id, incarnation); },
+      "tick");
 }
 
 // ----- running -----
@@ -494,8 +497,8 @@ void Simulation::processReady(SimNode& node) {
     Millis delay = node.diskDelay;
     if (m_slowDiskActive && m_config.faults.slowDiskShare > 0 &&
         static_cast<double>(m_rng() % 10000) < m_config.faults.slowDiskShare * 10000) {
-      delay += 1 + static_cast<Millis>(m_rng() % static_cast<std::uint64_t>(
-                                                     std::max<Millis>(m_config.faults.slowDiskMax, 1)));
+      delay += 1 + static_cast<Millis>(m_rng() % static_cast<std::uint64_t>(std::max<Millis>(
+                                                     m_config.faults.slowDiskMax, 1)));
     }
     if (delay > 0 && !(ready.entries.empty() && !ready.hardState && !ready.snapshot &&
                        ready.snapshotChunks.empty())) {
@@ -585,7 +588,8 @@ void Simulation::persistAndSend(SimNode& node, raft::Ready ready) {
         }
       }
       const std::pair<std::uint64_t, Term> identity{entryHash(entry), previousTerm};
-      auto [it, inserted] = m_entryByPosition.emplace(std::make_pair(entry.index, entry.term), identity);
+      auto [it, inserted] =
+          m_entryByPosition.emplace(std::make_pair(entry.index, entry.term), identity);
       if (!inserted && it->second != identity) {
         fail(who + " log matching violated at index " + std::to_string(entry.index) + " term " +
              std::to_string(entry.term));
@@ -626,11 +630,12 @@ void Simulation::applyEntries(SimNode& node, const std::vector<Entry>& entries) 
       fail(who + " state machine safety violated at index " + std::to_string(entry.index) +
            ": applied a different entry or history than another node");
     }
-    auto [committed, first] = m_committedTerm.emplace(entry.index, std::make_pair(entry.term, m_steps));
+    auto [committed, first] =
+        m_committedTerm.emplace(entry.index, std::make_pair(entry.term, m_steps));
     if (!first && committed->second.first != entry.term) {
       fail(who + " applied term " + std::to_string(entry.term) + " at index " +
-           std::to_string(entry.index) + " where term " +
-           std::to_string(committed->second.first) + " was applied");
+           std::to_string(entry.index) + " where term " + std::to_string(committed->second.first) +
+           " was applied");
     }
     if (entry.type == EntryType::Normal) m_committedData.emplace(entry.index, entry.data);
     m_highestCommitSeen = std::max(m_highestCommitSeen, entry.index);
@@ -663,8 +668,10 @@ void Simulation::send(const Message& message) {
   const int copies = static_cast<double>(m_rng() % 1000000) / 1000000.0 < m_duplicateRate ? 2 : 1;
   for (int copy = 0; copy < copies; ++copy) {
     const Millis delay =
-        m_minDelay + static_cast<Millis>(m_rng() % static_cast<std::uint64_t>(m_maxDelay - m_minDelay + 1));
-    schedule(m_now + delay, [this, message] { deliver(message); }, "deliver");
+        m_minDelay +
+        static_cast<Millis>(m_rng() % static_cast<std::uint64_t>(m_maxDelay - m_minDelay + 1));
+    schedule(
+        m_now + delay, [this, message] { deliver(message); }, "deliver");
   }
 }
 
@@ -689,7 +696,8 @@ void Simulation::record(std::string line, bool notify) {
 void Simulation::fail(const std::string& what) {
   if (!m_violation.empty()) return;
   record("VIOLATION: " + what);
-  m_violation = what + " (at " + std::to_string(m_now) + "ms, step " + std::to_string(m_steps) + ")";
+  m_violation =
+      what + " (at " + std::to_string(m_now) + "ms, step " + std::to_string(m_steps) + ")";
 }
 
 void Simulation::checkInvariants(SimNode& node) {
@@ -703,8 +711,8 @@ void Simulation::checkInvariants(SimNode& node) {
   if (status.role != Role::Leader) return;
   auto [it, inserted] = m_leaderOfTerm.emplace(status.term, node.id);
   if (!inserted && it->second != node.id) {
-    fail("two leaders in term " + std::to_string(status.term) + ": n" +
-         std::to_string(it->second) + " and " + who);
+    fail("two leaders in term " + std::to_string(status.term) + ": n" + std::to_string(it->second) +
+         " and " + who);
   }
   if (inserted) node.electedAtStep = m_steps;
   if (node.completenessCheckedTerm == status.term || node.persisting) return;
@@ -820,25 +828,29 @@ void Simulation::injectRandomFaults() {
       }
     }
     for (const auto& [from, to] : links) cut(from, to);
-    const Millis length = faults.partitionLength / 2 +
-                          static_cast<Millis>(m_rng() % static_cast<std::uint64_t>(faults.partitionLength + 1));
-    schedule(m_now + length,
-             [this, links] {
-               for (const auto& link : links) {
-                 auto it = m_cutLinks.find(link);
-                 if (it != m_cutLinks.end() && --it->second <= 0) m_cutLinks.erase(it);
-               }
-               record("partition healed");
-             },
-             "heal");
+    const Millis length =
+        faults.partitionLength / 2 +
+        static_cast<Millis>(m_rng() % static_cast<std::uint64_t>(faults.partitionLength + 1));
+    schedule(
+        m_now + length,
+        [this, links] {
+          for (const auto& link : links) {
+            auto it = m_cutLinks.find(link);
+            if (it != m_cutLinks.end() && --it->second <= 0) m_cutLinks.erase(it);
+          }
+          record("partition healed");
+        },
+        "heal");
   }
   if (faults.crashesPerSecond > 0 && chance(faults.crashesPerSecond * tick)) {
     const NodeId victim = 1 + m_rng() % count;
     if (nodeRef(victim).up) {
       crash(victim);
-      const Millis downtime = faults.crashDowntime / 2 +
-                              static_cast<Millis>(m_rng() % static_cast<std::uint64_t>(faults.crashDowntime + 1));
-      schedule(m_now + downtime, [this, victim] { restart(victim); }, "restart");
+      const Millis downtime =
+          faults.crashDowntime / 2 +
+          static_cast<Millis>(m_rng() % static_cast<std::uint64_t>(faults.crashDowntime + 1));
+      schedule(
+          m_now + downtime, [this, victim] { restart(victim); }, "restart");
     }
   }
 }
@@ -888,34 +900,39 @@ bool Simulation::runScenario() {
   const Millis faultyEnd = m_now + m_config.faultyPeriod;
   const Millis tick = m_config.tickMillis;
   for (Millis at = m_now + tick; at < faultyEnd; at += tick) {
-    schedule(at, [this] { injectRandomFaults(); }, "faults");
+    schedule(
+        at, [this] { injectRandomFaults(); }, "faults");
   }
   if (m_config.proposalsPerSecond > 0) {
-    const Millis interval = std::max<Millis>(1, static_cast<Millis>(1000.0 / m_config.proposalsPerSecond));
+    const Millis interval =
+        std::max<Millis>(1, static_cast<Millis>(1000.0 / m_config.proposalsPerSecond));
     std::uint64_t counter = 0;
     for (Millis at = m_now + interval; at < faultyEnd; at += interval) {
       const std::uint64_t n = ++counter;
-      schedule(at,
-               [this, n] {
-                 const std::optional<NodeId> current = leader();
-                 if (!current) return;
-                 propose(*current, "v" + std::to_string(n));
-                 if (n % 5 == 0) {
-                   const auto mode = n % 10 == 0 ? raft::ReadMode::Lease : raft::ReadMode::ReadIndex;
-                   readIndex(*current, n, mode);
-                 }
-                 if (m_config.mixName == "chaos" && n % 37 == 0) {
-                   const NodeId target = 1 + m_rng() % m_nodes.size();
-                   transferLeadership(*current, target);
-                 }
-               },
-               "client");
+      schedule(
+          at,
+          [this, n] {
+            const std::optional<NodeId> current = leader();
+            if (!current) return;
+            propose(*current, "v" + std::to_string(n));
+            if (n % 5 == 0) {
+              const auto mode = n % 10 == 0 ? raft::ReadMode::Lease : raft::ReadMode::ReadIndex;
+              readIndex(*current, n, mode);
+            }
+            if (m_config.mixName == "chaos" && n % 37 == 0) {
+              const NodeId target = 1 + m_rng() % m_nodes.size();
+              transferLeadership(*current, target);
+            }
+          },
+          "client");
     }
   }
   if (m_config.faults.changesPerSecond > 0 && m_nodes.size() > 1) {
-    const Millis interval = std::max<Millis>(1, static_cast<Millis>(1000.0 / m_config.faults.changesPerSecond));
+    const Millis interval =
+        std::max<Millis>(1, static_cast<Millis>(1000.0 / m_config.faults.changesPerSecond));
     for (Millis at = m_now + interval; at < faultyEnd; at += interval) {
-      schedule(at, [this] { churnMembership(); }, "membership");
+      schedule(
+          at, [this] { churnMembership(); }, "membership");
     }
   }
   runFor(m_config.faultyPeriod);

@@ -90,8 +90,8 @@ struct ReleasedRead {
 /// checked (election safety, log matching, leader completeness, state
 /// machine safety, monotonic commit/apply, one vote per term across restarts).
 /// The first violation is kept with the events that led to it, and time
-/// stops there (runFor and runUntil return) so a test can inspect the state. Tests drive it step by step or
-/// use runScenario for a seeded randomized run.
+/// stops there (runFor and runUntil return) so a test can inspect the state. Tests drive it step by
+/// step or use runScenario for a seeded randomized run.
 class Simulation {
  public:
   explicit Simulation(SimConfig config);
