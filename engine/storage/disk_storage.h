@@ -1,0 +1,137 @@
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "engine/raft/node.h"
+#include "engine/raft/storage.h"
+#include "engine/storage/file_system.h"
+#include "engine/storage/meta_store.h"
+#include "engine/storage/segmented_log.h"
+#include "engine/storage/snapshot_store.h"
+#include "engine/storage/storage_error.h"
+
+namespace copycat::storage {
+
+enum class StorageLevel : std::uint8_t {
+  Disk,    // fsync before acknowledging; survives crashes
+  Memory,  // RAM only, for tests
+};
+
+struct StorageOptions {
+  StorageLevel level = StorageLevel::Disk;
+  /// Disk: the storage directory (created if missing).
+  std::string directory;
+  /// Disk: the file layer; null uses PosixFileSystem::instance().
+  FileSystem* fileSystem = nullptr;
+  SegmentedLogOptions log;
+  std::size_t keepSnapshots = 2;
+  /// Receives recovery warnings of every component; null prints to stderr.
+  WarningSink warn;
+  /// When set, a directory of another cluster is refused and a fresh one is
+  /// stamped with it.
+  std::string clusterId;
+};
+
+/// raft::LogStorage plus the writes a runtime makes: persist() makes one
+/// Ready batch durable (PERSIST BEFORE SEND: call it before sending the
+/// batch's messages); takeSnapshot() records a local state machine snapshot
+/// and compacts the log. Any exception from persist() means the batch is not
+/// durable: the runtime must not send its messages and should stop the node.
+class PersistentStorage : public raft::LogStorage {
+ public:
+  virtual StorageLevel level() const = 0;
+  /// In order: stores ready.snapshotChunks (offset 0 restarts a receive) and
+  /// installs ready.snapshot once complete, appends ready.entries (replacing a
+  /// conflicting suffix), saves ready.hardState.
+  virtual void persist(const raft::Ready& ready) = 0;
+  /// Records a snapshot at meta.index (in the log, after the latest snapshot)
+  /// and drops log entries up to meta.index - keepEntries (whole segments on
+  /// disk, so some may stay).
+  virtual void takeSnapshot(const raft::SnapshotMeta& meta, std::string_view data,
+                            raft::Index keepEntries = 0) = 0;
+  /// The latest snapshot's data, for restoring the state machine.
+  virtual std::string snapshotData() const = 0;
+  /// Bytes held by the log, for compaction thresholds.
+  virtual std::uint64_t logBytes() const = 0;
+};
+
+/// Opens storage of the requested level.
+std::unique_ptr<PersistentStorage> openStorage(const StorageOptions& options);
+
+/// The Disk level: SegmentedLog in <dir>/log, MetaStore in <dir>/meta,
+/// SnapshotStore in <dir>/snapshots. Opening reconciles them (format.h,
+/// RECOVERY) and throws StorageError when the node must not start. After a
+/// failed persist() every later persist() throws. Not thread-safe; the
+/// runtime mutates it only between Ready batches.
+class DiskStorage : public PersistentStorage {
+ public:
+  explicit DiskStorage(const StorageOptions& options);
+  ~DiskStorage() override;
+
+  raft::HardState hardState() const override;
+  raft::SnapshotMeta snapshotMeta() const override { return m_snapshots->latest(); }
+  raft::Index firstIndex() const override { return m_log->firstIndex(); }
+  raft::Index lastIndex() const override { return m_log->lastIndex(); }
+  std::optional<raft::Term> term(raft::Index index) const override;
+  std::vector<raft::Entry> entries(raft::Index from, raft::Index to,
+                                   std::size_t maxBytes) const override;
+  std::string snapshotChunk(std::uint64_t offset, std::size_t maxBytes) const override;
+
+  StorageLevel level() const override { return StorageLevel::Disk; }
+  void persist(const raft::Ready& ready) override;
+  void takeSnapshot(const raft::SnapshotMeta& meta, std::string_view data,
+                    raft::Index keepEntries = 0) override;
+  std::string snapshotData() const override { return m_snapshots->readAll(); }
+  std::uint64_t logBytes() const override { return m_log->bytes(); }
+
+  const std::string& clusterId() const { return m_meta->meta().clusterId; }
+  const SegmentedLog& log() const { return *m_log; }
+  const SnapshotStore& snapshots() const { return *m_snapshots; }
+  bool failed() const { return !m_failure.empty(); }
+
+ private:
+  void installReceived(const raft::SnapshotMeta& meta);
+  void warn(const std::string& message) const;
+
+  StorageOptions m_options;
+  FileSystem* m_fs;
+  std::unique_ptr<SnapshotStore> m_snapshots;
+  std::unique_ptr<SegmentedLog> m_log;
+  std::unique_ptr<MetaStore> m_meta;
+  std::string m_failure;
+};
+
+/// The Memory level: raft::MemoryStorage behind the same interface.
+class MemoryLevelStorage : public PersistentStorage {
+ public:
+  raft::HardState hardState() const override { return m_memory.hardState(); }
+  raft::SnapshotMeta snapshotMeta() const override { return m_memory.snapshotMeta(); }
+  raft::Index firstIndex() const override { return m_memory.firstIndex(); }
+  raft::Index lastIndex() const override { return m_memory.lastIndex(); }
+  std::optional<raft::Term> term(raft::Index index) const override { return m_memory.term(index); }
+  std::vector<raft::Entry> entries(raft::Index from, raft::Index to,
+                                   std::size_t maxBytes) const override {
+    return m_memory.entries(from, to, maxBytes);
+  }
+  std::string snapshotChunk(std::uint64_t offset, std::size_t maxBytes) const override {
+    return m_memory.snapshotChunk(offset, maxBytes);
+  }
+
+  StorageLevel level() const override { return StorageLevel::Memory; }
+  void persist(const raft::Ready& ready) override;
+  void takeSnapshot(const raft::SnapshotMeta& meta, std::string_view data,
+                    raft::Index keepEntries = 0) override {
+    m_memory.takeSnapshot(meta, std::string(data), keepEntries);
+  }
+  std::string snapshotData() const override { return m_memory.snapshotData(); }
+  std::uint64_t logBytes() const override { return m_memory.logBytes(); }
+
+ private:
+  raft::MemoryStorage m_memory;
+  std::string m_incoming;
+};
+
+}  // namespace copycat::storage

@@ -1,0 +1,83 @@
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "engine/storage/storage_error.h"
+
+namespace copycat::storage {
+
+/// An open file. Every failure throws StorageError naming the path (and the
+/// offset for positional calls). Writes are durable only after sync(); a
+/// file's creation or rename is durable only after syncDirectory() of its
+/// directory. One thread at a time.
+class File {
+ public:
+  virtual ~File() = default;
+
+  virtual const std::string& path() const = 0;
+  /// Current logical size in bytes (including writes not yet synced).
+  virtual std::uint64_t size() const = 0;
+  /// Reads up to `length` bytes at `offset`; returns fewer only at end of file.
+  virtual std::size_t pread(void* buffer, std::size_t length, std::uint64_t offset) const = 0;
+  /// Writes all of `length` bytes at `offset` (extending the file if needed).
+  virtual void pwrite(const void* buffer, std::size_t length, std::uint64_t offset) = 0;
+  /// Writes at the end of the file.
+  void append(const void* buffer, std::size_t length) { pwrite(buffer, length, size()); }
+  virtual void truncate(std::uint64_t size) = 0;
+  /// fdatasync: the file's data and size are durable when it returns.
+  virtual void sync() = 0;
+};
+
+enum class OpenMode : std::uint8_t {
+  Existing,        // the file must exist
+  CreateOrOpen,    // created empty when missing
+  CreateTruncate,  // created, or emptied when it exists
+};
+
+/// The file operations storage needs, so that tests and the simulator can put
+/// a crash-simulating layer under the same code. Paths are plain strings.
+class FileSystem {
+ public:
+  virtual ~FileSystem() = default;
+
+  virtual std::unique_ptr<File> open(const std::string& path, OpenMode mode) = 0;
+  virtual bool exists(const std::string& path) = 0;
+  /// Atomically replaces `to` by `from` (POSIX rename).
+  virtual void rename(const std::string& from, const std::string& to) = 0;
+  virtual void remove(const std::string& path) = 0;
+  /// Names (not paths) of the entries of `directory`, sorted, without . and ..
+  virtual std::vector<std::string> list(const std::string& directory) = 0;
+  /// fsync of the directory: creations, renames and removals in it are durable.
+  virtual void syncDirectory(const std::string& directory) = 0;
+  /// mkdir -p; each directory it creates is durable when it returns.
+  virtual void createDirectories(const std::string& directory) = 0;
+};
+
+/// Real files through POSIX calls with real fdatasync/fsync. Every error
+/// becomes a StorageError naming the path, the offset and strerror(errno).
+class PosixFileSystem : public FileSystem {
+ public:
+  std::unique_ptr<File> open(const std::string& path, OpenMode mode) override;
+  bool exists(const std::string& path) override;
+  void rename(const std::string& from, const std::string& to) override;
+  void remove(const std::string& path) override;
+  std::vector<std::string> list(const std::string& directory) override;
+  void syncDirectory(const std::string& directory) override;
+  void createDirectories(const std::string& directory) override;
+
+  /// A process-wide instance, for callers that do not inject a file system.
+  static PosixFileSystem& instance();
+};
+
+/// "directory/name" (no doubled slash).
+std::string joinPath(const std::string& directory, const std::string& name);
+/// The directory part of `path` ("." when there is none).
+std::string parentDirectory(const std::string& path);
+/// StorageError for a failed system call: "<operation> <path>[ at offset N]: strerror".
+[[noreturn]] void throwSystemError(const std::string& operation, const std::string& path,
+                                   int errorNumber, std::int64_t offset = -1);
+
+}  // namespace copycat::storage

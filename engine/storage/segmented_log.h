@@ -1,0 +1,112 @@
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "engine/raft/types.h"
+#include "engine/storage/file_system.h"
+#include "engine/storage/storage_error.h"
+
+namespace copycat::storage {
+
+struct SegmentedLogOptions {
+  /// A segment is closed once the next frame would make it larger than this
+  /// (a single larger entry still gets a segment of its own).
+  std::uint64_t maxSegmentBytes = 32u << 20;
+  std::uint64_t maxSegmentEntries = 1u << 20;
+  /// Receives recovery warnings; null prints them to stderr.
+  WarningSink warn;
+};
+
+/// The Raft log on disk, in segment files (format.h). Open rebuilds an
+/// in-memory index of (offset, term) per entry and repairs a torn tail of the
+/// newest segment; any other damage makes the constructor throw StorageError
+/// naming file, offset and index. Payloads stay on disk and are read back
+/// with pread. append() writes a batch with one write and one fdatasync per
+/// segment touched and returns the durable last index; entries are visible
+/// only once durable. After any I/O error in a mutating call the log is
+/// failed: that call and every later mutating call throw, and nothing that
+/// was not synced is ever reported. Not thread-safe.
+class SegmentedLog {
+ public:
+  /// Opens the log in `directory` (created if missing). An empty directory
+  /// starts a log whose first entry will be `firstIndexIfEmpty`, with
+  /// `prevTermIfEmpty` the term of the entry before it.
+  SegmentedLog(FileSystem& fs, std::string directory, SegmentedLogOptions options = {},
+               raft::Index firstIndexIfEmpty = 1, raft::Term prevTermIfEmpty = 0);
+  ~SegmentedLog();
+  SegmentedLog(const SegmentedLog&) = delete;
+  SegmentedLog& operator=(const SegmentedLog&) = delete;
+
+  raft::Index firstIndex() const;
+  /// firstIndex() - 1 when the log is empty.
+  raft::Index lastIndex() const;
+  /// Term of `index` for firstIndex() - 1 <= index <= lastIndex().
+  std::optional<raft::Term> term(raft::Index index) const;
+  /// Entries [from, to), stopping once maxBytes (Entry::byteSize) is exceeded,
+  /// at least one. Requires firstIndex() <= from <= to <= lastIndex() + 1.
+  std::vector<raft::Entry> entries(raft::Index from, raft::Index to,
+                                   std::size_t maxBytes = SIZE_MAX) const;
+  raft::Entry entry(raft::Index index) const;
+
+  /// Appends consecutive entries; when the first index is <= lastIndex() the
+  /// conflicting suffix is truncated first. Returns the durable last index.
+  raft::Index append(const std::vector<raft::Entry>& batch);
+  /// Removes entries >= from (from >= firstIndex()).
+  void truncateSuffix(raft::Index from);
+  /// Deletes whole segments whose entries are all <= upTo. The newest segment
+  /// is always kept.
+  void compactPrefix(raft::Index upTo);
+  /// Drops every entry; the log restarts at `nextIndex` after `prevTerm`.
+  void reset(raft::Index nextIndex, raft::Term prevTerm);
+
+  bool failed() const { return !m_failure.empty(); }
+  const std::string& failure() const { return m_failure; }
+  std::size_t segmentCount() const { return m_segments.size(); }
+  /// Bytes of segment files, headers included.
+  std::uint64_t bytes() const;
+  const std::string& directory() const { return m_directory; }
+
+ private:
+  struct Position {
+    std::uint64_t offset;
+    raft::Term term;
+  };
+  struct Segment {
+    std::uint64_t id = 0;
+    raft::Index firstIndex = 1;
+    raft::Term prevTerm = 0;
+    std::string path;
+    std::unique_ptr<File> file;
+    std::vector<Position> positions;
+    std::uint64_t end = 0;
+
+    raft::Index lastIndex() const { return firstIndex + positions.size() - 1; }
+    raft::Term lastTerm() const { return positions.empty() ? prevTerm : positions.back().term; }
+    std::uint64_t endOf(std::size_t i) const {
+      return i + 1 < positions.size() ? positions[i + 1].offset : end;
+    }
+  };
+
+  void load(raft::Index firstIndexIfEmpty, raft::Term prevTermIfEmpty);
+  void loadSegment(Segment& segment, bool newest, const Segment* previous);
+  void createSegment(std::uint64_t id, raft::Index firstIndex, raft::Term prevTerm);
+  void removeSegmentFile(const Segment& segment);
+  const Segment& segmentFor(raft::Index index) const;
+  void checkWritable() const;
+  void warn(const std::string& message) const;
+  template <typename F>
+  auto guarded(F&& body) -> decltype(body());
+
+  FileSystem& m_fs;
+  std::string m_directory;
+  SegmentedLogOptions m_options;
+  std::vector<Segment> m_segments;
+  std::vector<char> m_scratch;  // read window while opening
+  std::string m_failure;
+};
+
+}  // namespace copycat::storage

@@ -1,0 +1,92 @@
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "engine/raft/types.h"
+#include "engine/storage/file_system.h"
+#include "engine/storage/storage_error.h"
+
+namespace copycat::storage {
+
+/// State machine snapshots in one directory (format.h). A snapshot is written
+/// to a temporary file, fdatasync'ed, renamed and the directory fsync'ed, so a
+/// crash leaves either the old or the new snapshot. Opening removes stale
+/// temporary files and verifies every snapshot (header checksum, size, data
+/// checksum); a damaged one is renamed *.corrupt with a warning and never
+/// used. The newest `keep` snapshots (by index) are kept. A snapshot arriving
+/// in chunks is assembled in a temporary file and installed only once its
+/// size, and its checksum when the sender supplied one, match; its chunks
+/// are not synced one by one (a crash restarts the transfer). Not
+/// thread-safe.
+class SnapshotStore {
+ public:
+  SnapshotStore(FileSystem& fs, std::string directory, std::size_t keep = 2, WarningSink warn = {});
+  ~SnapshotStore();
+  SnapshotStore(const SnapshotStore&) = delete;
+  SnapshotStore& operator=(const SnapshotStore&) = delete;
+
+  bool empty() const { return m_snapshots.empty(); }
+  /// The newest snapshot's meta (meta.size is its data size); empty if none.
+  raft::SnapshotMeta latest() const;
+  /// XXH3 of the newest snapshot's data (0 if none).
+  std::uint64_t latestChecksum() const;
+  /// Metas of the kept snapshots, oldest first.
+  std::vector<raft::SnapshotMeta> snapshots() const;
+
+  /// Writes a complete snapshot durably; it becomes the latest. meta.size is
+  /// set from data.
+  void write(const raft::SnapshotMeta& meta, std::string_view data);
+  /// Up to maxBytes of the latest snapshot's data from `offset`.
+  std::string readChunk(std::uint64_t offset, std::size_t maxBytes) const;
+  std::string readAll() const;
+
+  /// Starts (or restarts) receiving `meta.size` bytes for `meta`.
+  void beginReceive(const raft::SnapshotMeta& meta,
+                    std::optional<std::uint64_t> expectedChecksum = std::nullopt);
+  /// Stores data at `offset`, which must be the number of bytes received so
+  /// far (an exact repeat of an earlier chunk is ignored).
+  void receiveChunk(std::uint64_t offset, std::string_view data);
+  bool receiving() const { return m_receive != nullptr; }
+  std::uint64_t received() const;
+  /// Verifies the received data and installs it as the latest snapshot.
+  raft::SnapshotMeta finishReceive();
+  void abortReceive();
+
+  /// Test hook: called with "temp-written", "temp-synced", "renamed" and
+  /// "directory-synced" as a snapshot file is written or installed; it may
+  /// throw to stop the write at that step (crash tests).
+  void setStepObserver(std::function<void(const char* step)> observer) {
+    m_stepObserver = std::move(observer);
+  }
+
+ private:
+  struct Stored {
+    raft::SnapshotMeta meta;
+    std::uint64_t checksum = 0;
+    std::uint64_t headerSize = 0;
+    std::string path;
+  };
+  struct Receive;
+
+  std::optional<Stored> verify(const std::string& path) const;
+  void install(const std::string& temporary, const Stored& stored);
+  void prune();
+  void warn(const std::string& message) const;
+
+  FileSystem& m_fs;
+  std::string m_directory;
+  std::size_t m_keep;
+  WarningSink m_warn;
+  std::vector<Stored> m_snapshots;  // sorted by (index, term)
+  std::unique_ptr<File> m_latestFile;
+  std::unique_ptr<Receive> m_receive;
+  std::function<void(const char*)> m_stepObserver;
+};
+
+}  // namespace copycat::storage
