@@ -22,7 +22,7 @@ DEMO         ?= $(BUILD_DIR)/app/copycat-demo
 ARGS         ?=
 # Seeds per ctest shard of the simulation sweep in the instrumented builds,
 # which run 10-20x slower than build/ (whose sweep keeps the tests' default).
-ASAN_SWEEP_SEEDS     ?= 100
+ASAN_SWEEP_SEEDS     ?= 500
 COVERAGE_SWEEP_SEEDS ?= 250
 
 FORMAT_DIRS  := engine app tests widgets

@@ -61,6 +61,7 @@ int main(int argc, char* argv[]) {
       {"proposals-per-second", "Client proposals per virtual second (default 50).", "N"},
       {"no-pre-vote", "Disable pre-vote."},
       {"no-check-quorum", "Disable check-quorum (and with it leader leases)."},
+      {"disk", "Disk-backed mode: real files, crashes lose what was not fsynced."},
       {"trace", "Print the last events even when the seed passes."},
   });
   parser.process(app);
@@ -98,6 +99,7 @@ int main(int argc, char* argv[]) {
     if (parser.isSet("proposals-per-second")) config.proposalsPerSecond = static_cast<double>(rate);
     config.preVote = !parser.isSet("no-pre-vote");
     config.checkQuorum = !parser.isSet("no-check-quorum");
+    config.diskBacked = parser.isSet("disk");
     return config;
   };
 

@@ -87,12 +87,15 @@ struct HardState {
 };
 
 /// Describes a state machine snapshot: the last log index and term it covers,
-/// the membership at that index, and the size of its data in bytes.
+/// the membership at that index, the size of its data in bytes and, when the
+/// storage computed one, a checksum of the data (0: none) that the receiver
+/// verifies before installing it.
 struct SnapshotMeta {
   Index index = 0;
   Term term = 0;
   Membership membership;
   std::uint64_t size = 0;
+  std::uint64_t checksum = 0;
 
   bool isEmpty() const { return index == 0; }
   friend bool operator==(const SnapshotMeta&, const SnapshotMeta&) = default;

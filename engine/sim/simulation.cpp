@@ -1,8 +1,11 @@
 #include "engine/sim/simulation.h"
 
 #include <algorithm>
+#include <filesystem>
 #include <sstream>
 #include <stdexcept>
+
+#include <stdlib.h>
 
 namespace copycat::sim {
 
@@ -125,6 +128,7 @@ std::string SimConfig::replayCommand() const {
                         std::to_string(static_cast<long long>(proposalsPerSecond));
   if (!preVote) command += " --no-pre-vote";
   if (!checkQuorum) command += " --no-check-quorum";
+  if (diskBacked) command += " --disk";
   return command + " --trace";
 }
 
@@ -135,11 +139,12 @@ struct Simulation::SimNode {
   bool founding = false;
   bool up = false;
   std::uint64_t incarnation = 0;
-  raft::MemoryStorage disk;
+  std::string directory;                             // disk-backed mode
+  std::unique_ptr<storage::CrashableFileSystem> fs;  // disk-backed mode
+  std::unique_ptr<storage::PersistentStorage> disk;  // what survives a crash
   std::unique_ptr<raft::Node> core;
   bool persisting = false;  // a Ready is waiting on a slow disk
   Millis diskDelay = 0;
-  std::string incomingSnapshot;  // chunks received so far (a temporary file)
   // The state machine: values applied in order and a digest of every entry.
   std::vector<std::string> values;
   Index applied = 0;
@@ -169,6 +174,24 @@ Simulation::Simulation(SimConfig config)
   if (m_config.nodes < 1 || m_config.nodes > 9) {
     throw std::invalid_argument("Simulation: nodes must be between 1 and 9");
   }
+  if (m_config.diskBacked) {
+    if (m_config.diskDirectory.empty()) {
+      // Fresh files per run, on tmpfs when there is one: the crashes are
+      // simulated by the file layer, the bytes and the recovery are real.
+      std::string base = std::filesystem::is_directory("/dev/shm")
+                             ? std::string("/dev/shm")
+                             : std::filesystem::temp_directory_path().string();
+      std::string pattern = base + "/copycat-sim-XXXXXX";
+      if (mkdtemp(pattern.data()) == nullptr) {
+        throw std::runtime_error("Simulation: cannot create a directory under " + base);
+      }
+      m_directory = pattern;
+      m_ownsDirectory = true;
+    } else {
+      m_directory = m_config.diskDirectory;
+      std::filesystem::create_directories(m_directory);
+    }
+  }
   m_minDelay = m_config.faults.minDelay;
   m_maxDelay = std::max(m_config.faults.maxDelay, m_config.faults.minDelay);
   for (int i = 1; i <= m_config.nodes; ++i) {
@@ -180,7 +203,13 @@ Simulation::Simulation(SimConfig config)
   for (auto& node : m_nodes) startNode(*node);
 }
 
-Simulation::~Simulation() = default;
+Simulation::~Simulation() {
+  m_nodes.clear();
+  if (m_ownsDirectory) {
+    std::error_code ignored;
+    std::filesystem::remove_all(m_directory, ignored);
+  }
+}
 
 std::vector<NodeId> Simulation::nodeIds() const {
   std::vector<NodeId> ids;
@@ -207,15 +236,15 @@ void Simulation::startNode(SimNode& node) {
   node.up = true;
   ++node.incarnation;
   node.persisting = false;
-  node.incomingSnapshot.clear();
   node.lastCommit = 0;
+  if (!node.disk) openDisk(node);
   node.completenessCheckedTerm = 0;
   // The state machine restarts from the snapshot on disk, if any.
   node.values.clear();
   node.digest = 0;
-  node.applied = node.disk.snapshotMeta().index;
-  if (!node.disk.snapshotMeta().isEmpty()) {
-    decodeState(node.disk.snapshotData(), node.digest, node.values);
+  node.applied = node.disk->snapshotMeta().index;
+  if (!node.disk->snapshotMeta().isEmpty()) {
+    decodeState(node.disk->snapshotData(), node.digest, node.values);
   }
   raft::Config config;
   config.id = node.id;
@@ -231,7 +260,7 @@ void Simulation::startNode(SimNode& node) {
   if (node.founding) {
     for (int i = 1; i <= m_config.nodes; ++i) initial.voters.push_back(static_cast<NodeId>(i));
   }
-  node.core = std::make_unique<raft::Node>(config, node.disk, initial);
+  node.core = std::make_unique<raft::Node>(config, *node.disk, initial);
   node.core->setEventSink([this](const raft::CoreEvent& event) {
     if (m_observer) m_observer(m_now, event.describe(), &event);
     if (event.kind == raft::CoreEvent::Kind::RoleChanged ||
@@ -253,6 +282,25 @@ void Simulation::startNode(SimNode& node) {
   schedule(
       m_now + phase + 1, [this, id, incarnation] { scheduleTick(id, incarnation); }, "tick");
   processReady(node);
+}
+
+void Simulation::openDisk(SimNode& node) {
+  if (!m_config.diskBacked) {
+    node.disk = std::make_unique<storage::MemoryLevelStorage>();
+    return;
+  }
+  if (!node.fs) {
+    node.fs = std::make_unique<storage::CrashableFileSystem>();
+    node.directory = m_directory + "/n" + std::to_string(node.id);
+  }
+  storage::StorageOptions options;
+  options.directory = node.directory;
+  options.fileSystem = node.fs.get();
+  options.log.maxSegmentEntries = 64;  // many segments: compaction really deletes files
+  options.warn = [this, id = node.id](const std::string& warning) {
+    record("n" + std::to_string(id) + " storage: " + warning);
+  };
+  node.disk = std::make_unique<storage::DiskStorage>(options);
 }
 
 void Simulation::scheduleTick(NodeId id, std::uint64_t incarnation) {
@@ -354,7 +402,7 @@ std::optional<Index> Simulation::commitValue(const std::string& data, Millis lim
             }
             return holders >= voters / 2 + 1;
           }
-          return !node.up || node.core->term() != term;
+          return !node.up || node.core->term() != term || node.core->role() != Role::Leader;
         },
         end - m_now);
     if (outcome != 0) {
@@ -408,8 +456,16 @@ void Simulation::crash(NodeId id) {
   ++node.incarnation;
   node.core.reset();
   node.persisting = false;
-  node.incomingSnapshot.clear();
   node.values.clear();
+  if (m_config.diskBacked) {
+    // Power cut: unsynced writes are lost or torn; the files are reopened and
+    // recovered on restart.
+    storage::CrashOptions options;
+    options.undoUnsyncedNamespaceChanges = m_rng() % 2 == 0;
+    options.tornWritesSeed = m_rng();
+    node.disk.reset();
+    node.fs->crash(options);
+  }
   record("n" + std::to_string(id) + " CRASHED");
 }
 
@@ -422,7 +478,11 @@ void Simulation::restart(NodeId id) {
 void Simulation::wipeDisk(NodeId id) {
   SimNode& node = nodeRef(id);
   if (node.up) throw std::logic_error("Simulation::wipeDisk: crash the node first");
-  node.disk = raft::MemoryStorage();
+  node.disk.reset();
+  if (m_config.diskBacked) {
+    node.fs.reset();
+    std::filesystem::remove_all(node.directory);
+  }
   record("n" + std::to_string(id) + " disk wiped");
 }
 
@@ -472,6 +532,8 @@ void Simulation::heal() {
 }
 
 void Simulation::setDropRate(double rate) { m_dropRate = rate; }
+
+void Simulation::setDuplicateRate(double rate) { m_duplicateRate = rate; }
 
 void Simulation::setDelay(Millis minDelay, Millis maxDelay) {
   m_minDelay = std::max<Millis>(minDelay, 0);
@@ -527,9 +589,9 @@ void Simulation::persistAndSend(SimNode& node, raft::Ready ready) {
   const std::string who = "n" + std::to_string(node.id);
   if (ready.hardState) {
     const raft::HardState& state = *ready.hardState;
-    if (state.commit < node.disk.hardState().commit) {
+    if (state.commit < node.disk->hardState().commit) {
       fail(who + " persisted commit went backwards: " + std::to_string(state.commit) + " < " +
-           std::to_string(node.disk.hardState().commit));
+           std::to_string(node.disk->hardState().commit));
     }
     if (state.vote != raft::kNoNode) {
       auto [it, inserted] = m_votes.emplace(std::make_pair(node.id, state.term), state.vote);
@@ -538,26 +600,37 @@ void Simulation::persistAndSend(SimNode& node, raft::Ready ready) {
              std::to_string(it->second) + " and n" + std::to_string(state.vote));
       }
     }
-    node.disk.setHardState(state);
   }
-  for (const raft::SnapshotChunk& chunk : ready.snapshotChunks) {
-    if (chunk.offset == 0) node.incomingSnapshot.clear();
-    if (chunk.offset != node.incomingSnapshot.size()) {
-      fail(who + " snapshot chunk at offset " + std::to_string(chunk.offset) + " but " +
-           std::to_string(node.incomingSnapshot.size()) + " bytes held");
+  for (const Entry& entry : ready.entries) {
+    Term previousTerm = 0;
+    if (&entry != &ready.entries.front()) {
+      previousTerm = (&entry - 1)->term;
+    } else if (ready.snapshot && ready.snapshot->index + 1 == entry.index) {
+      previousTerm = ready.snapshot->term;
+    } else if (entry.index > 1) {
+      previousTerm = node.disk->term(entry.index - 1).value_or(0);
     }
-    node.incomingSnapshot += chunk.data;
+    const std::pair<std::uint64_t, Term> identity{entryHash(entry), previousTerm};
+    auto [it, inserted] =
+        m_entryByPosition.emplace(std::make_pair(entry.index, entry.term), identity);
+    if (!inserted && it->second != identity) {
+      fail(who + " log matching violated at index " + std::to_string(entry.index) + " term " +
+           std::to_string(entry.term));
+    }
+  }
+  try {
+    node.disk->persist(ready);
+  } catch (const std::exception& error) {
+    // Nothing was sent: the node stops, as a real server must.
+    fail(who + " could not persist: " + error.what());
+    crash(node.id);
+    return;
   }
   if (ready.snapshot) {
     const raft::SnapshotMeta& meta = *ready.snapshot;
-    if (node.incomingSnapshot.size() != meta.size) {
-      fail(who + " installs snapshot " + std::to_string(meta.index) + " of " +
-           std::to_string(meta.size) + " bytes with " +
-           std::to_string(node.incomingSnapshot.size()) + " bytes received");
-    }
     std::uint64_t digest = 0;
     std::vector<std::string> values;
-    if (!decodeState(node.incomingSnapshot, digest, values)) {
+    if (!decodeState(node.disk->snapshotData(), digest, values)) {
       fail(who + " received an undecodable snapshot at " + std::to_string(meta.index));
     }
     auto known = m_digestAt.find(meta.index);
@@ -565,8 +638,6 @@ void Simulation::persistAndSend(SimNode& node, raft::Ready ready) {
       fail(who + " installed snapshot " + std::to_string(meta.index) +
            " whose state differs from what others applied");
     }
-    node.disk.installSnapshot(meta, std::move(node.incomingSnapshot));
-    node.incomingSnapshot.clear();
     node.values = std::move(values);
     node.digest = digest;
     if (meta.index < node.applied) {
@@ -576,26 +647,6 @@ void Simulation::persistAndSend(SimNode& node, raft::Ready ready) {
     node.applied = meta.index;
     ++node.snapshotsInstalled;
     record(who + " installed snapshot at " + std::to_string(meta.index));
-  }
-  if (!ready.entries.empty()) {
-    for (const Entry& entry : ready.entries) {
-      Term previousTerm = 0;
-      if (entry.index > 1) {
-        if (&entry != &ready.entries.front()) {
-          previousTerm = (&entry - 1)->term;
-        } else {
-          previousTerm = node.disk.term(entry.index - 1).value_or(0);
-        }
-      }
-      const std::pair<std::uint64_t, Term> identity{entryHash(entry), previousTerm};
-      auto [it, inserted] =
-          m_entryByPosition.emplace(std::make_pair(entry.index, entry.term), identity);
-      if (!inserted && it->second != identity) {
-        fail(who + " log matching violated at index " + std::to_string(entry.index) + " term " +
-             std::to_string(entry.term));
-      }
-    }
-    node.disk.append(ready.entries);
   }
   for (Message& message : ready.messages) send(message);
   applyEntries(node, ready.committed);
@@ -644,13 +695,13 @@ void Simulation::applyEntries(SimNode& node, const std::vector<Entry>& entries) 
 
 void Simulation::maybeSnapshot(SimNode& node) {
   if (m_config.snapshotEvery == 0) return;
-  const raft::SnapshotMeta current = node.disk.snapshotMeta();
+  const raft::SnapshotMeta current = node.disk->snapshotMeta();
   if (node.applied < current.index + m_config.snapshotEvery) return;
   raft::SnapshotMeta meta;
   meta.index = node.applied;
-  meta.term = node.disk.term(node.applied).value_or(0);
+  meta.term = node.disk->term(node.applied).value_or(0);
   meta.membership = node.core->membershipAt(node.applied);
-  node.disk.takeSnapshot(meta, encodeState(node.digest, node.values), m_config.compactionMargin);
+  node.disk->takeSnapshot(meta, encodeState(node.digest, node.values), m_config.compactionMargin);
   node.core->snapshotTaken(node.applied);
 }
 
@@ -719,10 +770,10 @@ void Simulation::checkInvariants(SimNode& node) {
   // Leader completeness: every entry applied anywhere before this leader was
   // elected is in its (now persisted) log.
   node.completenessCheckedTerm = status.term;
-  const Index first = node.disk.firstIndex();
+  const Index first = node.disk->firstIndex();
   for (const auto& [index, applied] : m_committedTerm) {
     if (applied.second >= node.electedAtStep || index < first) continue;
-    const std::optional<Term> term = node.disk.term(index);
+    const std::optional<Term> term = node.disk->term(index);
     if (!term || *term != applied.first) {
       fail("leader completeness: " + who + " leads term " + std::to_string(status.term) +
            " without committed entry " + std::to_string(index) + " of term " +
@@ -766,13 +817,14 @@ const std::vector<ReleasedRead>& Simulation::releasedReads(NodeId id) const {
 }
 
 std::vector<Entry> Simulation::persistedLog(NodeId id) const {
-  const raft::MemoryStorage& disk = nodeRef(id).disk;
-  if (disk.lastIndex() < disk.firstIndex()) return {};
-  return disk.entries(disk.firstIndex(), disk.lastIndex() + 1, SIZE_MAX);
+  const SimNode& node = nodeRef(id);
+  if (!node.disk || node.disk->lastIndex() < node.disk->firstIndex()) return {};
+  return node.disk->entries(node.disk->firstIndex(), node.disk->lastIndex() + 1, SIZE_MAX);
 }
 
 raft::HardState Simulation::persistedHardState(NodeId id) const {
-  return nodeRef(id).disk.hardState();
+  const SimNode& node = nodeRef(id);
+  return node.disk ? node.disk->hardState() : raft::HardState{};
 }
 
 std::uint64_t Simulation::snapshotsInstalled(NodeId id) const {

@@ -12,6 +12,8 @@
 #include <vector>
 
 #include "engine/raft/node.h"
+#include "engine/storage/crashable_file_system.h"
+#include "engine/storage/disk_storage.h"
 
 namespace copycat::sim {
 
@@ -59,6 +61,12 @@ struct SimConfig {
   Index snapshotEvery = 0;
   Index compactionMargin = 5;
   std::size_t snapshotChunkBytes = 64;
+  /// Disk-backed mode: every node keeps its log, meta and snapshots in real
+  /// files (engine/storage) behind a file layer that loses unsynced writes on
+  /// a crash. The directory is created fresh and removed afterwards when
+  /// `diskDirectory` is empty.
+  bool diskBacked = false;
+  std::string diskDirectory;
   /// Randomized runs (runScenario): how long faults are injected and how
   /// many client proposals per virtual second are attempted.
   Millis faultyPeriod = 3000;
@@ -143,6 +151,7 @@ class Simulation {
   /// Restores every link, and sets drop/duplicate rates back to zero.
   void heal();
   void setDropRate(double rate);
+  void setDuplicateRate(double rate);
   void setDelay(Millis minDelay, Millis maxDelay);
   /// Delays every persist of `id` by `delay` (0: a normal disk).
   void setDiskDelay(NodeId id, Millis delay);
@@ -202,6 +211,7 @@ class Simulation {
   void applyEntries(SimNode& node, const std::vector<raft::Entry>& entries);
   void maybeSnapshot(SimNode& node);
   void startNode(SimNode& node);
+  void openDisk(SimNode& node);
   void scheduleTick(NodeId id, std::uint64_t incarnation);
   bool linkUp(NodeId from, NodeId to) const;
   void record(std::string line, bool notify = true);
@@ -214,6 +224,8 @@ class Simulation {
   const SimNode& nodeRef(NodeId id) const;
 
   SimConfig m_config;
+  std::string m_directory;
+  bool m_ownsDirectory = false;
   std::mt19937_64 m_rng;
   Millis m_now = 0;
   std::uint64_t m_sequence = 0;

@@ -115,6 +115,12 @@ void DiskStorage::installReceived(const SnapshotMeta& meta) {
   }
 }
 
+raft::SnapshotMeta DiskStorage::snapshotMeta() const {
+  raft::SnapshotMeta meta = m_snapshots->latest();
+  meta.checksum = m_snapshots->latestChecksum();
+  return meta;
+}
+
 void DiskStorage::persist(const raft::Ready& ready) {
   if (failed()) {
     throw StorageError("storage " + m_options.directory +
@@ -122,7 +128,11 @@ void DiskStorage::persist(const raft::Ready& ready) {
   }
   try {
     for (const raft::SnapshotChunk& chunk : ready.snapshotChunks) {
-      if (chunk.offset == 0) m_snapshots->beginReceive(chunk.meta);
+      if (chunk.offset == 0) {
+        m_snapshots->beginReceive(
+            chunk.meta, chunk.meta.checksum != 0 ? std::optional<std::uint64_t>(chunk.meta.checksum)
+                                                 : std::nullopt);
+      }
       m_snapshots->receiveChunk(chunk.offset, chunk.data);
     }
     if (ready.snapshot) installReceived(*ready.snapshot);

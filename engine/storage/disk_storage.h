@@ -72,7 +72,7 @@ class DiskStorage : public PersistentStorage {
   ~DiskStorage() override;
 
   raft::HardState hardState() const override;
-  raft::SnapshotMeta snapshotMeta() const override { return m_snapshots->latest(); }
+  raft::SnapshotMeta snapshotMeta() const override;
   raft::Index firstIndex() const override { return m_log->firstIndex(); }
   raft::Index lastIndex() const override { return m_log->lastIndex(); }
   std::optional<raft::Term> term(raft::Index index) const override;

@@ -1,0 +1,205 @@
+// SegmentedLog on real files: append, read, truncate and compact across many
+// segments, and reopening to an identical log.
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <QTemporaryDir>
+#include <QTest>
+
+#include "engine/storage/file_system.h"
+#include "engine/storage/segmented_log.h"
+#include "tests/storage_test_util.h"
+
+using copycat::raft::Entry;
+using copycat::raft::Index;
+using copycat::storage::PosixFileSystem;
+using copycat::storage::SegmentedLog;
+using copycat::storage::SegmentedLogOptions;
+using storage_test::makeEntries;
+using storage_test::makeEntry;
+
+namespace {
+
+SegmentedLogOptions fiftyPerSegment() {
+  SegmentedLogOptions options;
+  options.maxSegmentEntries = 50;
+  return options;
+}
+
+SegmentedLogOptions smallSegments() {
+  SegmentedLogOptions options;
+  options.maxSegmentBytes = 4096;
+  options.maxSegmentEntries = 50;
+  return options;
+}
+
+/// The entries the log should hold: index i has term termOf[i].
+void verifyLog(const SegmentedLog& log, const std::vector<Entry>& expected) {
+  QCOMPARE(log.lastIndex(), expected.empty() ? log.firstIndex() - 1 : expected.back().index);
+  const std::vector<Entry> all = log.entries(log.firstIndex(), log.lastIndex() + 1);
+  QCOMPARE(all.size(), static_cast<std::size_t>(log.lastIndex() + 1 - log.firstIndex()));
+  for (const Entry& entry : all) {
+    const Entry& want = expected[entry.index - expected.front().index];
+    QVERIFY2(entry == want, ("entry " + std::to_string(entry.index) + " differs").c_str());
+    QCOMPARE(log.term(entry.index).value(), want.term);
+  }
+}
+
+}  // namespace
+
+class StorageLogTest : public QObject {
+  Q_OBJECT
+
+ private slots:
+  void emptyLog() {
+    QTemporaryDir dir;
+    SegmentedLog log(PosixFileSystem::instance(), dir.path().toStdString(), {});
+    QCOMPARE(log.firstIndex(), Index(1));
+    QCOMPARE(log.lastIndex(), Index(0));
+    QCOMPARE(log.term(0).value(), copycat::raft::Term(0));
+    QVERIFY(!log.term(1));
+    QCOMPARE(log.segmentCount(), std::size_t(1));
+  }
+
+  void appendReadAcrossSegments() {
+    QTemporaryDir dir;
+    const std::string path = dir.path().toStdString();
+    std::vector<Entry> expected;
+    {
+      SegmentedLog log(PosixFileSystem::instance(), path, smallSegments());
+      Index next = 1;
+      for (std::size_t batch : {1, 5, 16, 37, 64, 128, 3, 256, 1, 89}) {
+        std::vector<Entry> entries = makeEntries(next, next + batch - 1, 1 + next / 100);
+        QCOMPARE(log.append(entries), next + batch - 1);
+        expected.insert(expected.end(), entries.begin(), entries.end());
+        next += batch;
+      }
+      QVERIFY(log.segmentCount() > 10);
+      verifyLog(log, expected);
+      // maxBytes stops early but returns at least one entry.
+      const std::vector<Entry> limited = log.entries(10, 400, 1000);
+      QVERIFY(!limited.empty() && limited.size() < 20);
+      QCOMPARE(limited.front().index, Index(10));
+      QCOMPARE(log.entries(10, 400, 1).size(), std::size_t(1));
+      QCOMPARE(log.entry(333), expected[332]);
+    }
+    SegmentedLog reopened(PosixFileSystem::instance(), path, smallSegments());
+    verifyLog(reopened, expected);
+  }
+
+  void largeEntryGetsItsOwnSegment() {
+    QTemporaryDir dir;
+    SegmentedLog log(PosixFileSystem::instance(), dir.path().toStdString(), smallSegments());
+    std::vector<Entry> entries = makeEntries(1, 3, 1);
+    entries[1].data.assign(20000, 'x');
+    entries[1].type = copycat::raft::EntryType::Normal;
+    log.append(entries);
+    QCOMPARE(log.entry(2).data.size(), std::size_t(20000));
+    SegmentedLog reopened(PosixFileSystem::instance(), dir.path().toStdString(), smallSegments());
+    QCOMPARE(reopened.entries(1, 4), entries);
+  }
+
+  void truncateSuffixWithinAndAcrossSegments() {
+    QTemporaryDir dir;
+    const std::string path = dir.path().toStdString();
+    std::vector<Entry> expected = makeEntries(1, 500, 1);
+    {
+      SegmentedLog log(PosixFileSystem::instance(), path, fiftyPerSegment());
+      log.append(expected);
+      const std::size_t segments = log.segmentCount();
+      // Replace a suffix starting in the middle of a segment.
+      std::vector<Entry> replacement = makeEntries(333, 340, 2, 50);
+      QCOMPARE(log.append(replacement), Index(340));
+      QVERIFY(log.segmentCount() < segments);
+      expected.resize(332);
+      expected.insert(expected.end(), replacement.begin(), replacement.end());
+      verifyLog(log, expected);
+      // Truncate exactly at a segment boundary (50 entries per segment).
+      log.truncateSuffix(301);
+      expected.resize(300);
+      verifyLog(log, expected);
+      std::vector<Entry> more = makeEntries(301, 420, 3);
+      log.append(more);
+      expected.insert(expected.end(), more.begin(), more.end());
+      verifyLog(log, expected);
+    }
+    SegmentedLog reopened(PosixFileSystem::instance(), path, fiftyPerSegment());
+    verifyLog(reopened, expected);
+  }
+
+  void truncateEverything() {
+    QTemporaryDir dir;
+    SegmentedLog log(PosixFileSystem::instance(), dir.path().toStdString(), smallSegments());
+    log.append(makeEntries(1, 200, 1));
+    log.truncateSuffix(1);
+    QCOMPARE(log.lastIndex(), Index(0));
+    QCOMPARE(log.segmentCount(), std::size_t(1));
+    log.append(makeEntries(1, 10, 4));
+    QCOMPARE(log.term(10).value(), copycat::raft::Term(4));
+  }
+
+  void compactPrefixDeletesWholeSegments() {
+    QTemporaryDir dir;
+    const std::string path = dir.path().toStdString();
+    const std::vector<Entry> all = makeEntries(1, 500, 1);
+    {
+      SegmentedLog log(PosixFileSystem::instance(), path, fiftyPerSegment());
+      log.append(all);
+      log.compactPrefix(175);
+      QCOMPARE(log.firstIndex(), Index(151));  // segments of 50 entries
+      QCOMPARE(log.term(150).value(), copycat::raft::Term(1));
+      QVERIFY(!log.term(149));
+      QCOMPARE(log.entries(151, 152, SIZE_MAX).front(), all[150]);
+      // The newest segment is never deleted.
+      log.compactPrefix(10000);
+      QCOMPARE(log.firstIndex(), Index(451));
+      QCOMPARE(log.lastIndex(), Index(500));
+    }
+    SegmentedLog reopened(PosixFileSystem::instance(), path, fiftyPerSegment());
+    QCOMPARE(reopened.firstIndex(), Index(451));
+    QCOMPARE(reopened.term(450).value(), copycat::raft::Term(1));
+    verifyLog(reopened, std::vector<Entry>(all.begin() + 450, all.end()));
+  }
+
+  void resetRestartsAfterASnapshot() {
+    QTemporaryDir dir;
+    const std::string path = dir.path().toStdString();
+    {
+      SegmentedLog log(PosixFileSystem::instance(), path, smallSegments());
+      log.append(makeEntries(1, 120, 1));
+      log.reset(1001, 7);
+      QCOMPARE(log.firstIndex(), Index(1001));
+      QCOMPARE(log.lastIndex(), Index(1000));
+      QCOMPARE(log.term(1000).value(), copycat::raft::Term(7));
+      log.append(makeEntries(1001, 1010, 8));
+    }
+    SegmentedLog reopened(PosixFileSystem::instance(), path, smallSegments());
+    QCOMPARE(reopened.firstIndex(), Index(1001));
+    QCOMPARE(reopened.lastIndex(), Index(1010));
+    QCOMPARE(reopened.term(1000).value(), copycat::raft::Term(7));
+  }
+
+  void startsAtTheGivenIndexWhenEmpty() {
+    QTemporaryDir dir;
+    SegmentedLog log(PosixFileSystem::instance(), dir.path().toStdString(), {}, 51, 3);
+    QCOMPARE(log.firstIndex(), Index(51));
+    QCOMPARE(log.term(50).value(), copycat::raft::Term(3));
+    QVERIFY_THROWS_EXCEPTION(std::invalid_argument, log.append(makeEntries(53, 54, 3)));
+    QVERIFY_THROWS_EXCEPTION(std::invalid_argument, log.append(makeEntries(51, 52, 2)));
+    QCOMPARE(log.append(makeEntries(51, 52, 3)), Index(52));
+  }
+
+  void entriesOutsideTheLogThrow() {
+    QTemporaryDir dir;
+    SegmentedLog log(PosixFileSystem::instance(), dir.path().toStdString(), {});
+    log.append(makeEntries(1, 5, 1));
+    QVERIFY_THROWS_EXCEPTION(std::out_of_range, log.entries(0, 3));
+    QVERIFY_THROWS_EXCEPTION(std::out_of_range, log.entries(2, 7));
+    QCOMPARE(log.entries(3, 3).size(), std::size_t(0));
+  }
+};
+
+QTEST_APPLESS_MAIN(StorageLogTest)
+#include "storage_log_test.moc"
