@@ -1,7 +1,10 @@
 # Copycat Lab: a newcomer needs two commands.
 #   make run    install missing Debian packages, configure, build, run the demo
 #   make test   the same, then run every test through ctest
-# Other targets: build, configure, deps, sanitize, coverage, format, format-check, clean, help.
+# Other targets: build, configure, deps, sanitize, coverage, fuzz, bench-storage,
+# format, format-check, clean, help.
+#   make fuzz            the libFuzzer targets (clang) for FUZZ_SECONDS s each
+#   make bench-storage   storage micro-benchmarks on real files (BENCH_ARGS="--dir=...")
 #
 # CMake is configured only when $(BUILD_DIR)/build.ninja is missing; afterwards
 # Ninja re-runs CMake by itself when a CMakeLists.txt changes. To reconfigure
@@ -11,6 +14,10 @@ BUILD_DIR    ?= build
 BUILD_TYPE   ?= RelWithDebInfo
 ASAN_DIR     ?= build-asan
 COVERAGE_DIR ?= build-coverage
+FUZZ_DIR     ?= build-fuzz
+FUZZ_SECONDS ?= 60
+# Extra libFuzzer flags for make fuzz, e.g. FUZZ_ARGS=-jobs=2
+FUZZ_ARGS    ?=
 CMAKE_FLAGS  ?=
 CMAKE        ?= cmake
 CTEST        ?= ctest
@@ -20,12 +27,14 @@ CLANG_FORMAT ?= clang-format
 DEMO         ?= $(BUILD_DIR)/app/copycat-demo
 # Arguments for the demo: make run ARGS="..."
 ARGS         ?=
+# Arguments for copycat-storage-bench: make bench-storage BENCH_ARGS="--dir=/var/tmp"
+BENCH_ARGS   ?=
 # Seeds per ctest shard of the simulation sweep in the instrumented builds,
 # which run 10-20x slower than build/ (whose sweep keeps the tests' default).
 ASAN_SWEEP_SEEDS     ?= 500
 COVERAGE_SWEEP_SEEDS ?= 250
 
-FORMAT_DIRS  := engine app tests widgets
+FORMAT_DIRS  := engine app tests widgets bench
 COVERAGE_FILTER := engine/raft/
 
 # Tests never need a display.
@@ -35,7 +44,7 @@ SANITIZER_ENV = ASAN_OPTIONS=$${ASAN_OPTIONS:-detect_leaks=1:strict_string_check
 	UBSAN_OPTIONS=$${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 
 .DEFAULT_GOAL := build
-.PHONY: run test build configure deps sanitize coverage format format-check clean help
+.PHONY: run test build configure deps sanitize coverage fuzz bench-storage format format-check clean help
 
 run: build
 	$(DEMO) $(ARGS)
@@ -80,6 +89,46 @@ $(COVERAGE_DIR)/build.ninja: | deps
 		-DCOPYCAT_COVERAGE=ON -DCOPYCAT_CORE_ONLY=ON \
 		-DCOPYCAT_SWEEP_SEEDS_PER_SHARD=$(COVERAGE_SWEEP_SEEDS) $(CMAKE_FLAGS)
 
+# The three libFuzzer targets of tests/fuzz (clang only), each run for
+# FUZZ_SECONDS on a temporary copy of its seed corpus, with its scratch files
+# (TMPDIR) in the same temporary directory, on /dev/shm when there is one;
+# a crash fails the target (its reproducer stays in the printed directory).
+FUZZ_TARGETS := fuzz_segment_reader fuzz_meta_reader fuzz_snapshot_chunk_reader
+# clang, and libFuzzer's runtime, which Debian 12 ships in libclang-rt-14-dev
+# (only a Recommends of clang's packages); `make fuzz` has deps install them.
+FUZZ_PACKAGES := clang libclang-rt-14-dev
+
+fuzz: export COPYCAT_EXTRA_PACKAGES += $(FUZZ_PACKAGES)
+fuzz: deps $(FUZZ_DIR)/build.ninja
+	$(CMAKE) --build $(FUZZ_DIR) --target $(FUZZ_TARGETS)
+	@set -e; \
+	if [ -d /dev/shm ] && [ -w /dev/shm ]; then base=/dev/shm; else base=$${TMPDIR:-/tmp}; fi; \
+	work=$$(mktemp -d "$$base/copycat-fuzz.XXXXXX"); \
+	for target in $(FUZZ_TARGETS); do \
+		dir="$$work/$$target"; \
+		mkdir -p "$$dir/corpus" "$$dir/crashes" "$$dir/tmp"; \
+		cp -R tests/fuzz/corpus/$$target/. "$$dir/corpus/"; \
+		echo "fuzz: $$target for $(FUZZ_SECONDS) s in $$dir"; \
+		if ! TMPDIR="$$dir/tmp" $(FUZZ_DIR)/tests/fuzz/$$target -max_total_time=$(FUZZ_SECONDS) \
+			-print_final_stats=1 -artifact_prefix="$$dir/crashes/" $(FUZZ_ARGS) "$$dir/corpus"; then \
+			echo "fuzz: $$target FAILED; reproducer(s) kept in $$dir/crashes:" >&2; \
+			ls -l "$$dir/crashes" >&2; \
+			exit 1; \
+		fi; \
+	done; \
+	rm -rf "$$work"
+
+$(FUZZ_DIR)/build.ninja: | deps
+	@command -v clang++ >/dev/null || { echo "clang++ not found: apt-get install $(FUZZ_PACKAGES)" >&2; exit 1; }
+	CC=clang CXX=clang++ $(CMAKE) -S . -B $(FUZZ_DIR) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+		-DCOPYCAT_FUZZ=ON -DCOPYCAT_CORE_ONLY=ON $(CMAKE_FLAGS)
+
+# Storage micro-benchmarks (Google Benchmark) on real files with real
+# fdatasync; about a minute. Not a test: figures are printed, not asserted.
+bench-storage: configure
+	$(CMAKE) --build $(BUILD_DIR) --target copycat-storage-bench
+	$(BUILD_DIR)/bench/copycat-storage-bench $(BENCH_ARGS)
+
 FORMAT_FILES = $(if $(wildcard $(FORMAT_DIRS)),\
 	$(shell find $(wildcard $(FORMAT_DIRS)) -type f \( -name '*.h' -o -name '*.cpp' \)))
 
@@ -92,7 +141,7 @@ format-check:
 	$(if $(FORMAT_FILES),$(CLANG_FORMAT) --dry-run --Werror $(FORMAT_FILES))
 
 clean:
-	rm -rf $(BUILD_DIR) $(ASAN_DIR) $(COVERAGE_DIR)
+	rm -rf $(BUILD_DIR) $(ASAN_DIR) $(COVERAGE_DIR) $(FUZZ_DIR)
 
 help:
 	@sed -n '1,/^$$/p' Makefile
