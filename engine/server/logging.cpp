@@ -1,0 +1,7 @@
+#include "engine/server/logging.h"
+
+namespace copycat::server {
+
+Q_LOGGING_CATEGORY(lcServer, "copycat.server")
+
+}  // namespace copycat::server

@@ -1,0 +1,104 @@
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+
+#include <QObject>
+#include <QString>
+
+#include "engine/protocol/framing.h"
+#include "engine/raft/types.h"
+#include "engine/server/server_config.h"
+
+class QTcpServer;
+class QTcpSocket;
+
+namespace copycat::server {
+
+/// The server-to-server links of one node over TCP (copycat.proto).
+///
+/// It listens on the node's address and keeps one outgoing connection per
+/// peer, opened from the node's own address (bind, then connect) and started
+/// with a Handshake. Raft messages go out on the outgoing connection; they
+/// come in on any accepted connection and on replies over outgoing ones. A
+/// message for a peer that is not connected is dropped (Raft retries) and
+/// send() says so, so the runtime can report the peer unreachable. Lost
+/// connections are reopened with exponential backoff.
+///
+/// Every byte read goes through a FrameDecoder. A bad frame, a message that
+/// does not convert or is not allowed at that point, or a handshake of
+/// another cluster or protocol version closes THAT connection only, after an
+/// ErrorFrame (or a rejecting HandshakeReply). Lives on the runtime's thread;
+/// not thread-safe.
+class PeerTransport : public QObject {
+  Q_OBJECT
+
+ public:
+  using MessageHandler = std::function<void(raft::Message&&)>;
+
+  PeerTransport(const ServerConfig& config, QObject* parent = nullptr);
+  ~PeerTransport() override;
+
+  /// Listens on the configured address and starts connecting to the peers.
+  /// Returns false (see errorString()) when the address cannot be listened on.
+  bool start();
+  /// Sends ErrorFrame(SHUTTING_DOWN) on open connections and closes everything.
+  void stop();
+
+  /// Replaces the set of peers (id -> "host:port"); connections to removed
+  /// peers are closed, new ones are opened.
+  void setPeers(const std::map<raft::NodeId, QString>& peers);
+  void setMessageHandler(MessageHandler handler) { m_handler = std::move(handler); }
+
+  /// Queues `message` on the connection to message.to. Returns false when it
+  /// was dropped (peer unknown, not connected, or its send buffer is full).
+  bool send(raft::Message&& message);
+
+  bool isConnected(raft::NodeId peer) const;
+  std::vector<raft::NodeId> connectedPeers() const;
+  /// Connections closed because of bad input or a rejected handshake.
+  std::uint64_t rejectedConnections() const { return m_rejected; }
+  QString errorString() const { return m_error; }
+  /// The port actually listened on (useful when the configured port is 0).
+  quint16 listenPort() const;
+
+ signals:
+  void peerConnected(quint64 peer);
+  void peerDisconnected(quint64 peer);
+
+ private:
+  struct Connection;
+
+  void acceptPending();
+  void openOutgoing(raft::NodeId peer);
+  void scheduleReconnect(raft::NodeId peer);
+  void onReadyRead(Connection* connection);
+  void onDisconnected(Connection* connection);
+  bool handleFrame(Connection* connection, wire::Frame& frame);
+  bool handleHandshake(Connection* connection, const wire::Handshake& handshake);
+  void deliver(Connection* connection, wire::RaftMessage&& wireMessage);
+  void writeFrame(Connection* connection, const wire::Frame& frame);
+  void reject(Connection* connection, wire::ErrorCode code, const std::string& text);
+  void closeConnection(Connection* connection);
+
+  ServerConfig m_config;
+  Endpoint m_own;
+  QTcpServer* m_server = nullptr;
+  protocol::FrameEncoder m_encoder;
+  MessageHandler m_handler;
+  std::map<raft::NodeId, QString> m_peers;
+  /// One outgoing connection per peer (may be connecting or waiting).
+  std::map<raft::NodeId, Connection*> m_outgoing;
+  std::map<raft::NodeId, int> m_backoffMs;
+  /// Accepted connections.
+  std::map<Connection*, std::shared_ptr<Connection>> m_connections;
+  std::uint64_t m_rejected = 0;
+  std::uint64_t m_nextRequestId = 1;
+  bool m_stopped = false;
+  QString m_error;
+};
+
+}  // namespace copycat::server

@@ -1,0 +1,297 @@
+#include "engine/server/raft_runtime.h"
+
+#include <algorithm>
+#include <exception>
+#include <utility>
+
+#include <QMutexLocker>
+#include <QPromise>
+#include <QRandomGenerator>
+#include <QTimer>
+
+#include "engine/server/logging.h"
+#include "engine/server/peer_transport.h"
+
+namespace copycat::server {
+
+namespace {
+
+template <typename T>
+void failPromise(QPromise<T>& promise, const QString& message,
+                 raft::NodeId leader = raft::kNoNode) {
+  promise.setException(ServerError(message, leader));
+  promise.finish();
+}
+
+bool storageIsEmpty(const storage::PersistentStorage& storage) {
+  return storage.lastIndex() == 0 && storage.snapshotMeta().isEmpty() &&
+         storage.hardState().isEmpty();
+}
+
+}  // namespace
+
+RaftRuntime::RaftRuntime(const ServerConfig& config, RuntimeCallbacks callbacks,
+                         std::shared_ptr<RuntimeState> state)
+    : m_config(config), m_callbacks(std::move(callbacks)), m_state(std::move(state)) {}
+
+RaftRuntime::~RaftRuntime() = default;
+
+bool RaftRuntime::start() {
+  storage::StorageOptions options;
+  options.level = m_config.storageLevel;
+  options.directory = m_config.dataDirectory.toStdString();
+  options.clusterId = m_config.clusterId;
+  options.fileSystem = m_config.fileSystem;
+  options.warn = [id = m_config.id](const std::string& warning) {
+    qCWarning(lcServer) << "node" << id << "storage:" << QString::fromStdString(warning);
+  };
+  try {
+    m_storage = storage::openStorage(options);
+  } catch (const std::exception& error) {
+    fail(QStringLiteral("cannot open storage: %1").arg(QString::fromUtf8(error.what())));
+    return false;
+  }
+
+  m_transport = std::make_unique<PeerTransport>(m_config);
+  m_transport->setMessageHandler(
+      [this](raft::Message&& message) { onMessage(std::move(message)); });
+  connect(m_transport.get(), &PeerTransport::peerConnected, this, [this](quint64 peer) {
+    qCDebug(lcServer) << "node" << m_config.id << "connected to" << peer;
+    publish();
+  });
+  connect(m_transport.get(), &PeerTransport::peerDisconnected, this, [this](quint64 peer) {
+    qCDebug(lcServer) << "node" << m_config.id << "lost its connection to" << peer;
+    if (usable()) {
+      m_node->reportUnreachable(peer);
+      processReady();
+    }
+    publish();
+  });
+  if (!m_transport->start()) {
+    fail(m_transport->errorString());
+    return false;
+  }
+
+  try {
+    createNode({});
+  } catch (const std::exception& error) {
+    fail(
+        QStringLiteral("cannot start the consensus core: %1").arg(QString::fromUtf8(error.what())));
+    return false;
+  }
+  m_timer = std::make_unique<QTimer>();
+  m_timer->setTimerType(Qt::PreciseTimer);
+  m_timer->setInterval(m_config.tickIntervalMs);
+  connect(m_timer.get(), &QTimer::timeout, this, &RaftRuntime::onTick);
+  m_timer->start();
+  {
+    QMutexLocker lock(&m_state->mutex);
+    m_state->running = true;
+    m_state->listenPort = m_transport->listenPort();
+  }
+  processReady();
+  publish();
+  qCInfo(lcServer) << "node" << m_config.id << "listening on" << m_config.address;
+  return true;
+}
+
+void RaftRuntime::shutdown() {
+  m_timer.reset();
+  if (m_transport) m_transport->stop();
+  m_transport.reset();
+  m_node.reset();
+  m_storage.reset();
+  QMutexLocker lock(&m_state->mutex);
+  m_state->running = false;
+  m_state->connectedPeers.clear();
+}
+
+void RaftRuntime::createNode(const raft::Membership& initial) {
+  raft::Config config;
+  config.id = m_config.id;
+  config.electionTicks = m_config.electionTicks;
+  config.heartbeatTicks = m_config.heartbeatTicks;
+  config.seed = QRandomGenerator::global()->generate64();
+  m_node = std::make_unique<raft::Node>(config, *m_storage, initial);
+  m_lastRole.reset();
+}
+
+QFuture<raft::Index> RaftRuntime::propose(std::string data) {
+  auto promise = std::make_shared<QPromise<raft::Index>>();
+  QFuture<raft::Index> future = promise->future();
+  promise->start();
+  QMetaObject::invokeMethod(
+      this,
+      [this, promise, data = std::move(data)]() mutable {
+        if (!usable()) {
+          failPromise(*promise, QStringLiteral("the server is not running"));
+          return;
+        }
+        const raft::ProposeResult result = m_node->propose(std::move(data));
+        if (result != raft::ProposeResult::Accepted) {
+          failPromise(
+              *promise,
+              QStringLiteral("proposal refused: %1")
+                  .arg(QString::fromUtf8(raft::toString(result).data(),
+                                         static_cast<qsizetype>(raft::toString(result).size()))),
+              m_node->leader());
+          return;
+        }
+        const raft::Index index = m_node->status().lastIndex;
+        processReady();
+        if (m_failed) {
+          failPromise(*promise, QStringLiteral("the server stopped"));
+          return;
+        }
+        promise->addResult(index);
+        promise->finish();
+      },
+      Qt::QueuedConnection);
+  return future;
+}
+
+QFuture<void> RaftRuntime::bootstrap(std::map<raft::NodeId, QString> members) {
+  auto promise = std::make_shared<QPromise<void>>();
+  QFuture<void> future = promise->future();
+  promise->start();
+  QMetaObject::invokeMethod(
+      this,
+      [this, promise, members = std::move(members)] {
+        if (!usable()) {
+          failPromise(*promise, QStringLiteral("the server is not running"));
+          return;
+        }
+        if (!members.count(m_config.id)) {
+          failPromise(*promise,
+                      QStringLiteral("node %1 is not among the members").arg(m_config.id));
+          return;
+        }
+        for (const auto& [id, address] : members) {
+          if (id == raft::kNoNode || !parseEndpoint(address)) {
+            failPromise(*promise, QStringLiteral("invalid member %1 at '%2'").arg(id).arg(address));
+            return;
+          }
+        }
+        if (!storageIsEmpty(*m_storage)) {
+          failPromise(*promise, QStringLiteral("node %1 already has state; it restarts from its "
+                                               "storage instead of bootstrapping")
+                                    .arg(m_config.id));
+          return;
+        }
+        raft::Membership membership;
+        for (const auto& [id, address] : members) membership.voters.push_back(id);
+        m_config.peers = members;
+        m_config.peers.erase(m_config.id);
+        m_transport->setPeers(m_config.peers);
+        try {
+          createNode(membership);
+        } catch (const std::exception& error) {
+          fail(QStringLiteral("cannot bootstrap: %1").arg(QString::fromUtf8(error.what())));
+        }
+        processReady();
+        if (m_failed) {
+          failPromise(*promise, QStringLiteral("the server stopped"));
+          return;
+        }
+        promise->finish();
+      },
+      Qt::QueuedConnection);
+  return future;
+}
+
+void RaftRuntime::onTick() {
+  if (!usable()) return;
+  try {
+    m_node->tick();
+  } catch (const std::exception& error) {
+    fail(QStringLiteral("consensus core failed: %1").arg(QString::fromUtf8(error.what())));
+    return;
+  }
+  processReady();
+}
+
+void RaftRuntime::onMessage(raft::Message&& message) {
+  if (!usable()) return;
+  try {
+    m_node->step(message);
+  } catch (const std::exception& error) {
+    fail(QStringLiteral("consensus core failed: %1").arg(QString::fromUtf8(error.what())));
+    return;
+  }
+  processReady();
+}
+
+void RaftRuntime::processReady() {
+  if (!usable()) return;
+  try {
+    while (m_node->hasReady()) {
+      raft::Ready ready = m_node->ready();
+      try {
+        m_storage->persist(ready);
+      } catch (const std::exception& error) {
+        // Not durable: nothing of this batch may leave the node.
+        fail(QStringLiteral("cannot persist Ready batch %1: %2")
+                 .arg(ready.number)
+                 .arg(QString::fromUtf8(error.what())));
+        return;
+      }
+      if (ready.role && ready.role != m_lastRole) {
+        m_lastRole = ready.role;
+        const std::string_view role = raft::toString(*ready.role);
+        qCInfo(lcServer).nospace()
+            << "node " << m_config.id << " is "
+            << QLatin1String(role.data(), static_cast<qsizetype>(role.size())) << " in term "
+            << m_node->term() << " (leader " << ready.leader << ")";
+      }
+      if (ready.snapshot && m_callbacks.installSnapshot) {
+        m_callbacks.installSnapshot(*ready.snapshot, m_storage->snapshotData());
+      }
+      std::vector<raft::NodeId> unreachable;
+      for (raft::Message& message : ready.messages) {
+        const raft::NodeId to = message.to;
+        if (!m_transport->send(std::move(message))) unreachable.push_back(to);
+      }
+      if (m_callbacks.apply) {
+        for (const raft::Entry& entry : ready.committed) m_callbacks.apply(entry);
+      }
+      if (m_callbacks.read) {
+        for (const raft::ReadState& read : ready.reads) m_callbacks.read(read);
+      }
+      m_node->advance(ready);
+      std::sort(unreachable.begin(), unreachable.end());
+      unreachable.erase(std::unique(unreachable.begin(), unreachable.end()), unreachable.end());
+      for (raft::NodeId peer : unreachable) m_node->reportUnreachable(peer);
+    }
+  } catch (const std::exception& error) {
+    fail(QStringLiteral("runtime failed: %1").arg(QString::fromUtf8(error.what())));
+    return;
+  }
+  publish();
+}
+
+void RaftRuntime::fail(const QString& reason) {
+  qCCritical(lcServer) << "node" << m_config.id << "stops:" << reason;
+  m_failed = true;
+  if (m_timer) m_timer->stop();
+  if (m_transport) m_transport->stop();
+  QMutexLocker lock(&m_state->mutex);
+  m_state->running = false;
+  m_state->failure = reason;
+  m_state->connectedPeers.clear();
+}
+
+void RaftRuntime::publish() {
+  raft::Status status = m_node ? m_node->status() : raft::Status{};
+  std::vector<raft::NodeId> peers;
+  std::uint64_t rejected = 0;
+  if (m_transport) {
+    peers = m_transport->connectedPeers();
+    rejected = m_transport->rejectedConnections();
+  }
+  QMutexLocker lock(&m_state->mutex);
+  m_state->status = std::move(status);
+  if (!m_failed) m_state->connectedPeers = std::move(peers);
+  m_state->rejectedConnections = rejected;
+}
+
+}  // namespace copycat::server

@@ -1,0 +1,122 @@
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <QException>
+#include <QFuture>
+#include <QMutex>
+#include <QObject>
+#include <QString>
+
+#include "engine/raft/node.h"
+#include "engine/server/server_config.h"
+#include "engine/storage/disk_storage.h"
+
+class QTimer;
+
+namespace copycat::server {
+
+class PeerTransport;
+
+/// The error a server future fails with: the server is not running, the
+/// node is not the leader (see `leader`), or a request made no sense.
+class ServerError : public QException {
+ public:
+  explicit ServerError(QString message, raft::NodeId leader = raft::kNoNode)
+      : m_message(std::move(message)), m_text(m_message.toStdString()), m_leader(leader) {}
+  void raise() const override { throw *this; }
+  ServerError* clone() const override { return new ServerError(*this); }
+  const char* what() const noexcept override { return m_text.c_str(); }
+  const QString& message() const { return m_message; }
+  /// The leader this server knows of when it refused a proposal (0: none).
+  raft::NodeId leader() const { return m_leader; }
+
+ private:
+  QString m_message;
+  std::string m_text;
+  raft::NodeId m_leader;
+};
+
+/// What a runtime hands to the layer above, on the runtime's thread, in log
+/// order. The state machine executor of the Server API plugs in here.
+struct RuntimeCallbacks {
+  /// Every committed entry (Normal, Noop and ConfigChange), once it is durable.
+  std::function<void(const raft::Entry&)> apply;
+  /// A linearizable read released by the core.
+  std::function<void(const raft::ReadState&)> read;
+  /// A snapshot received from the leader replaced the state machine's state
+  /// up to meta.index; `data` is its content.
+  std::function<void(const raft::SnapshotMeta& meta, const std::string& data)> installSnapshot;
+};
+
+/// The runtime's published state, written on the runtime's thread after each
+/// Ready batch and read from any thread.
+struct RuntimeState {
+  mutable QMutex mutex;
+  raft::Status status;
+  bool running = false;
+  /// Why the node stopped (storage failure, core failure), or why it did not start.
+  QString failure;
+  std::vector<raft::NodeId> connectedPeers;
+  std::uint64_t rejectedConnections = 0;
+  quint16 listenPort = 0;
+};
+
+/// Runs one raft::Node on the thread it lives on: a QTimer ticks the core
+/// every tickIntervalMs, PeerTransport delivers messages, and after every
+/// input the runtime drains the core's Ready batches: persist (PERSIST BEFORE
+/// SEND; a persist failure stops the node before anything is sent), send the
+/// messages, apply the committed entries and release reads through the
+/// callbacks, then advance. start() and shutdown() run on the runtime's
+/// thread (ServerNode invokes them there); propose() and bootstrap() may be
+/// called from any thread and are queued to it.
+class RaftRuntime : public QObject {
+  Q_OBJECT
+
+ public:
+  RaftRuntime(const ServerConfig& config, RuntimeCallbacks callbacks,
+              std::shared_ptr<RuntimeState> state);
+  ~RaftRuntime() override;
+
+  /// Opens storage, listens, creates the core and starts ticking. A storage
+  /// that holds state restarts from it; an empty one waits for bootstrap() or
+  /// for a leader that adds this server. Returns false (see
+  /// RuntimeState::failure) when the server cannot start.
+  bool start();
+  /// Stops ticking, closes every connection, closes storage.
+  void shutdown();
+
+  /// Appends `data` at the leader. The future gives the log index the entry
+  /// was appended at (it commits later, or is lost if leadership changes);
+  /// it fails with ServerError when this server is not the leader.
+  QFuture<raft::Index> propose(std::string data);
+  /// Founds a new cluster of `members` (id -> "host:port", this server among
+  /// them) on an empty storage. Fails with ServerError otherwise.
+  QFuture<void> bootstrap(std::map<raft::NodeId, QString> members);
+
+ private:
+  void createNode(const raft::Membership& initial);
+  void onTick();
+  void onMessage(raft::Message&& message);
+  void processReady();
+  void fail(const QString& reason);
+  void publish();
+  bool usable() const { return m_node && !m_failed; }
+
+  ServerConfig m_config;
+  RuntimeCallbacks m_callbacks;
+  std::shared_ptr<RuntimeState> m_state;
+  std::unique_ptr<storage::PersistentStorage> m_storage;
+  std::unique_ptr<raft::Node> m_node;
+  std::unique_ptr<PeerTransport> m_transport;
+  std::unique_ptr<QTimer> m_timer;
+  std::optional<raft::Role> m_lastRole;
+  bool m_failed = false;
+};
+
+}  // namespace copycat::server

@@ -1,0 +1,25 @@
+#include "engine/server/server_config.h"
+
+namespace copycat::server {
+
+std::optional<Endpoint> parseEndpoint(const QString& address) {
+  const qsizetype colon = address.lastIndexOf(QLatin1Char(':'));
+  if (colon <= 0 || colon == address.size() - 1) return std::nullopt;
+  QString hostText = address.left(colon);
+  if (hostText.startsWith(QLatin1Char('[')) && hostText.endsWith(QLatin1Char(']'))) {
+    hostText = hostText.mid(1, hostText.size() - 2);
+  }
+  bool ok = false;
+  const uint port = address.mid(colon + 1).toUInt(&ok);
+  if (!ok || port == 0 || port > 65535) return std::nullopt;
+  Endpoint endpoint;
+  if (hostText == QLatin1String("localhost")) {
+    endpoint.host = QHostAddress(QHostAddress::LocalHost);
+  } else if (!endpoint.host.setAddress(hostText)) {
+    return std::nullopt;
+  }
+  endpoint.port = static_cast<quint16>(port);
+  return endpoint;
+}
+
+}  // namespace copycat::server

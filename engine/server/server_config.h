@@ -1,0 +1,50 @@
+#pragma once
+
+#include <map>
+#include <optional>
+#include <string>
+
+#include <QHostAddress>
+#include <QString>
+
+#include "engine/raft/types.h"
+#include "engine/storage/disk_storage.h"
+
+namespace copycat::server {
+
+/// A "host:port" address split into its parts.
+struct Endpoint {
+  QHostAddress host;
+  quint16 port = 0;
+};
+
+/// Parses "host:port" where host is an IPv4 literal, "[v6]" or "localhost".
+/// Returns nothing when the text is not such an address or the port is 0.
+std::optional<Endpoint> parseEndpoint(const QString& address);
+
+/// Everything one server needs to run its consensus core. Addresses are
+/// "host:port"; the server listens on `address` and makes its outgoing peer
+/// connections from that host, so that a firewall rule on an address acts as
+/// a partition.
+struct ServerConfig {
+  raft::NodeId id = raft::kNoNode;
+  QString address = QStringLiteral("127.0.0.1:5001");
+  /// The other members (id -> address). bootstrap() replaces it.
+  std::map<raft::NodeId, QString> peers;
+  /// Disk level: the storage directory (created if missing).
+  QString dataDirectory;
+  storage::StorageLevel storageLevel = storage::StorageLevel::Disk;
+  /// Peers of another cluster are refused; a disk directory is stamped with it.
+  std::string clusterId;
+  int tickIntervalMs = 50;
+  int electionTicks = 10;
+  int heartbeatTicks = 1;
+  /// First delay before reconnecting to a peer; doubles up to the maximum.
+  int reconnectMinMs = 50;
+  int reconnectMaxMs = 1000;
+  /// Disk level: the file layer (tests inject faults through it); null uses
+  /// the real POSIX files. Used only on the server's thread.
+  storage::FileSystem* fileSystem = nullptr;
+};
+
+}  // namespace copycat::server

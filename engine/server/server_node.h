@@ -1,0 +1,63 @@
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <QByteArray>
+#include <QFuture>
+#include <QString>
+
+#include "engine/raft/node.h"
+#include "engine/server/raft_runtime.h"
+#include "engine/server/server_config.h"
+
+class QThread;
+
+namespace copycat::server {
+
+/// Owns one server: a RaftRuntime on a dedicated QThread with its own event
+/// loop. start(), stop() and the setters are called from one owner thread
+/// (typically the main or test thread); the queries and the futures may be
+/// used from any thread. Callbacks run on the runtime's thread.
+class ServerNode {
+ public:
+  explicit ServerNode(ServerConfig config);
+  ~ServerNode();
+  ServerNode(const ServerNode&) = delete;
+  ServerNode& operator=(const ServerNode&) = delete;
+
+  /// Set before start(); invoked on the runtime's thread.
+  void setCallbacks(RuntimeCallbacks callbacks) { m_callbacks = std::move(callbacks); }
+
+  /// Starts the thread, opens storage and listens. Returns false (see
+  /// failure()) when the server could not start; it is then stopped.
+  bool start();
+  /// Shuts the runtime down and joins its thread. Safe to call twice.
+  void stop();
+
+  QFuture<raft::Index> propose(std::string data);
+  QFuture<raft::Index> propose(const QByteArray& data) {
+    return propose(std::string(data.constData(), static_cast<std::size_t>(data.size())));
+  }
+  QFuture<void> bootstrap(std::map<raft::NodeId, QString> members);
+
+  const ServerConfig& config() const { return m_config; }
+  bool isRunning() const;
+  /// The core's status after the latest Ready batch.
+  raft::Status status() const;
+  QString failure() const;
+  std::vector<raft::NodeId> connectedPeers() const;
+  std::uint64_t rejectedConnections() const;
+
+ private:
+  ServerConfig m_config;
+  RuntimeCallbacks m_callbacks;
+  std::shared_ptr<RuntimeState> m_state;
+  std::unique_ptr<QThread> m_thread;
+  RaftRuntime* m_runtime = nullptr;
+};
+
+}  // namespace copycat::server

@@ -1,0 +1,483 @@
+// In-process servers (engine/server) over real loopback TCP: election,
+// replication, failover, and bad input on a connection. Wall-clock timers
+// drive the cores, so every wait has a generous bound.
+
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <QLoggingCategory>
+#include <QMutex>
+#include <QMutexLocker>
+#include <QRandomGenerator>
+#include <QSignalSpy>
+#include <QTcpServer>
+#include <QTcpSocket>
+#include <QTemporaryDir>
+#include <QtTest>
+
+#include "engine/protocol/convert.h"
+#include "engine/protocol/framing.h"
+#include "engine/server/server_node.h"
+#include "engine/storage/crashable_file_system.h"
+
+using copycat::raft::NodeId;
+using copycat::server::RuntimeCallbacks;
+using copycat::server::ServerConfig;
+using copycat::server::ServerError;
+using copycat::server::ServerNode;
+namespace wire = copycat::wire;
+namespace raft = copycat::raft;
+
+namespace {
+
+constexpr int kLeaderTimeoutMs = 10000;
+constexpr int kCommitTimeoutMs = 10000;
+
+/// Ports that were free a moment ago: all are held open at once, then
+/// released. They come from below Linux's ephemeral range (32768-60999), so
+/// the servers' own outgoing sockets (bound to port 0) never take them.
+std::vector<quint16> freePorts(int count) {
+  std::vector<std::unique_ptr<QTcpServer>> holders;
+  std::vector<quint16> ports;
+  for (int attempt = 0; attempt < 1000 && static_cast<int>(ports.size()) < count; ++attempt) {
+    const auto port = static_cast<quint16>(20000 + QRandomGenerator::global()->bounded(12000));
+    auto server = std::make_unique<QTcpServer>();
+    if (!server->listen(QHostAddress::LocalHost, port)) continue;
+    ports.push_back(port);
+    holders.push_back(std::move(server));
+  }
+  if (static_cast<int>(ports.size()) < count) return {};
+  return ports;
+}
+
+/// The data of the Normal entries one node applied, in order.
+struct AppliedLog {
+  mutable QMutex mutex;
+  std::vector<std::string> data;
+  raft::Index lastIndex = 0;
+  bool outOfOrder = false;
+
+  std::vector<std::string> snapshot() const {
+    QMutexLocker lock(&mutex);
+    return data;
+  }
+};
+
+/// Adjusts one node's configuration before it is created.
+using Tweak = std::function<void(NodeId, ServerConfig&)>;
+
+class Cluster {
+ public:
+  Cluster(bool disk, int size, const Tweak& tweak = {}) {
+    const std::vector<quint16> ports = freePorts(size);
+    for (int i = 0; i < static_cast<int>(ports.size()); ++i) {
+      m_members[static_cast<NodeId>(i + 1)] = QStringLiteral("127.0.0.1:%1").arg(ports[i]);
+    }
+    for (const auto& [id, address] : m_members) {
+      ServerConfig config;
+      config.id = id;
+      config.address = address;
+      config.peers = m_members;
+      config.peers.erase(id);
+      config.clusterId = "lab";
+      if (disk) {
+        config.storageLevel = copycat::storage::StorageLevel::Disk;
+        config.dataDirectory = m_directory.filePath(QStringLiteral("n%1").arg(id));
+      } else {
+        config.storageLevel = copycat::storage::StorageLevel::Memory;
+      }
+      if (tweak) tweak(id, config);
+      auto log = std::make_shared<AppliedLog>();
+      RuntimeCallbacks callbacks;
+      callbacks.apply = [log](const raft::Entry& entry) {
+        QMutexLocker lock(&log->mutex);
+        if (entry.index != log->lastIndex + 1) log->outOfOrder = true;
+        log->lastIndex = entry.index;
+        if (entry.type == raft::EntryType::Normal) log->data.push_back(entry.data);
+      };
+      auto node = std::make_unique<ServerNode>(config);
+      node->setCallbacks(callbacks);
+      m_logs[id] = log;
+      m_nodes[id] = std::move(node);
+    }
+  }
+
+  bool start() {
+    if (m_members.empty() || !m_directory.isValid()) return false;
+    for (auto& [id, node] : m_nodes) {
+      if (!node->start()) {
+        qWarning() << "node" << id << "did not start:" << node->failure();
+        return false;
+      }
+    }
+    for (auto& [id, node] : m_nodes) {
+      QFuture<void> done = node->bootstrap(m_members);
+      try {
+        done.waitForFinished();
+      } catch (const ServerError& error) {
+        qWarning() << "node" << id << "did not bootstrap:" << error.message();
+        return false;
+      }
+    }
+    return true;
+  }
+
+  ServerNode& node(NodeId id) { return *m_nodes.at(id); }
+  /// Starts a stopped node again from its storage, with an empty applied log
+  /// (the state machine restarts empty and the log is applied again).
+  bool restart(NodeId id) {
+    {
+      QMutexLocker lock(&m_logs.at(id)->mutex);
+      m_logs.at(id)->data.clear();
+      m_logs.at(id)->lastIndex = 0;
+    }
+    return m_nodes.at(id)->start();
+  }
+  const AppliedLog& applied(NodeId id) const { return *m_logs.at(id); }
+  const std::map<NodeId, QString>& members() const { return m_members; }
+  quint16 port(NodeId id) const {
+    return static_cast<quint16>(m_members.at(id).section(QLatin1Char(':'), 1).toUInt());
+  }
+  std::vector<NodeId> running() const {
+    std::vector<NodeId> ids;
+    for (const auto& [id, node] : m_nodes) {
+      if (node->isRunning()) ids.push_back(id);
+    }
+    return ids;
+  }
+
+  /// The leader every running node agrees on, in one term.
+  std::optional<NodeId> agreedLeader() const {
+    std::optional<NodeId> leader;
+    raft::Term term = 0;
+    for (NodeId id : running()) {
+      const raft::Status status = m_nodes.at(id)->status();
+      if (status.leader == raft::kNoNode) return std::nullopt;
+      if (leader && (*leader != status.leader || term != status.term)) return std::nullopt;
+      leader = status.leader;
+      term = status.term;
+    }
+    if (!leader || !m_nodes.count(*leader) || !m_nodes.at(*leader)->isRunning()) {
+      return std::nullopt;
+    }
+    if (m_nodes.at(*leader)->status().role != raft::Role::Leader) return std::nullopt;
+    return leader;
+  }
+
+  bool everyRunningNodeApplied(const std::vector<std::string>& expected) const {
+    for (NodeId id : running()) {
+      if (m_logs.at(id)->snapshot() != expected) return false;
+    }
+    return true;
+  }
+
+  bool anyOutOfOrder() const {
+    for (const auto& [id, log] : m_logs) {
+      QMutexLocker lock(&log->mutex);
+      if (log->outOfOrder) return true;
+    }
+    return false;
+  }
+
+  /// Proposes `data` at the leader (retrying while leadership settles) and
+  /// waits until every running node applied it.
+  bool commit(const std::string& data) {
+    QDeadlineTimer deadline(kCommitTimeoutMs);
+    while (!deadline.hasExpired()) {
+      if (!QTest::qWaitFor([this] { return agreedLeader().has_value(); },
+                           static_cast<int>(deadline.remainingTime()))) {
+        return false;
+      }
+      const std::optional<NodeId> leader = agreedLeader();
+      if (!leader) continue;
+      QFuture<raft::Index> index = m_nodes.at(*leader)->propose(data);
+      if (!QTest::qWaitFor([&index] { return index.isFinished(); }, 5000)) return false;
+      try {
+        if (index.isCanceled() || index.result() == 0) continue;
+      } catch (const ServerError&) {
+        continue;  // leadership moved between the check and the proposal
+      }
+      auto appliedEverywhere = [this, &data] {
+        for (NodeId id : running()) {
+          const std::vector<std::string> got = m_logs.at(id)->snapshot();
+          if (got.empty() || got.back() != data) return false;
+        }
+        return true;
+      };
+      if (QTest::qWaitFor(appliedEverywhere, static_cast<int>(deadline.remainingTime()))) {
+        return true;
+      }
+    }
+    return false;
+  }
+
+ private:
+  QTemporaryDir m_directory;
+  std::map<NodeId, QString> m_members;
+  std::map<NodeId, std::unique_ptr<ServerNode>> m_nodes;
+  std::map<NodeId, std::shared_ptr<AppliedLog>> m_logs;
+};
+
+/// A raw TCP connection to a server, recording every byte it receives.
+class RawConnection {
+ public:
+  explicit RawConnection(quint16 port) {
+    QObject::connect(&m_socket, &QTcpSocket::readyRead,
+                     [this] { m_received += m_socket.readAll(); });
+    m_socket.connectToHost(QHostAddress::LocalHost, port);
+  }
+  QTcpSocket& socket() { return m_socket; }
+  bool connected() const { return m_socket.state() == QAbstractSocket::ConnectedState; }
+  bool closed() const { return m_socket.state() == QAbstractSocket::UnconnectedState; }
+  void send(const QByteArray& bytes) { m_socket.write(bytes); }
+  void send(const wire::Frame& frame) {
+    const std::string bytes = copycat::protocol::FrameEncoder().encode(frame);
+    m_socket.write(bytes.data(), static_cast<qint64>(bytes.size()));
+  }
+  std::vector<wire::Frame> frames() const {
+    copycat::protocol::FrameDecoder decoder;
+    decoder.feed(m_received.constData(), static_cast<std::size_t>(m_received.size()));
+    std::vector<wire::Frame> frames;
+    while (std::optional<wire::Frame> frame = decoder.next()) frames.push_back(std::move(*frame));
+    return frames;
+  }
+
+ private:
+  QTcpSocket m_socket;
+  QByteArray m_received;
+};
+
+wire::Frame handshake(const std::string& clusterId, NodeId node) {
+  wire::Frame frame;
+  wire::Handshake* body = frame.mutable_handshake();
+  body->set_request_id(7);
+  body->set_protocol_version(copycat::protocol::kProtocolVersion);
+  body->set_cluster_id(clusterId);
+  body->set_kind(wire::PEER_KIND_SERVER);
+  body->set_node_id(node);
+  return frame;
+}
+
+bool hasErrorFrame(const std::vector<wire::Frame>& frames, wire::ErrorCode code) {
+  for (const wire::Frame& frame : frames) {
+    if (frame.body_case() == wire::Frame::kError && frame.error().code() == code) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+class ServerClusterTimingTest : public QObject {
+  Q_OBJECT
+
+ private slots:
+  void initTestCase() {
+    QLoggingCategory::setFilterRules(
+        QStringLiteral("copycat.server.debug=false\ncopycat.server.info=false"));
+  }
+
+  void electsAndReplicates_data() { storageLevels(); }
+  void electsAndReplicates() {
+    QFETCH(bool, disk);
+    Cluster cluster(disk, 3);
+    QVERIFY(cluster.start());
+    QTRY_VERIFY_WITH_TIMEOUT(cluster.agreedLeader().has_value(), kLeaderTimeoutMs);
+    QVERIFY(cluster.commit("alpha"));
+    QVERIFY(cluster.commit("beta"));
+    QTRY_VERIFY_WITH_TIMEOUT(cluster.everyRunningNodeApplied({"alpha", "beta"}), kCommitTimeoutMs);
+    QCOMPARE(cluster.running().size(), std::size_t{3});
+    QVERIFY(!cluster.anyOutOfOrder());
+    // A follower refuses proposals and names the leader.
+    const NodeId leader = *cluster.agreedLeader();
+    const NodeId follower = leader == 1 ? 2 : 1;
+    QFuture<raft::Index> refused = cluster.node(follower).propose(std::string("nope"));
+    QTRY_VERIFY_WITH_TIMEOUT(refused.isFinished(), 5000);
+    bool threw = false;
+    try {
+      refused.result();
+    } catch (const ServerError& error) {
+      threw = true;
+      QCOMPARE(error.leader(), leader);
+    }
+    QVERIFY(threw);
+  }
+
+  void leaderFailover_data() { storageLevels(); }
+  void leaderFailover() {
+    QFETCH(bool, disk);
+    Cluster cluster(disk, 3);
+    QVERIFY(cluster.start());
+    QTRY_VERIFY_WITH_TIMEOUT(cluster.agreedLeader().has_value(), kLeaderTimeoutMs);
+    QVERIFY(cluster.commit("before"));
+    const NodeId oldLeader = *cluster.agreedLeader();
+    cluster.node(oldLeader).stop();
+    QCOMPARE(cluster.running().size(), std::size_t{2});
+    QTRY_VERIFY_WITH_TIMEOUT(
+        cluster.agreedLeader().has_value() && *cluster.agreedLeader() != oldLeader,
+        kLeaderTimeoutMs);
+    QVERIFY(cluster.commit("after"));
+    QTRY_VERIFY_WITH_TIMEOUT(cluster.everyRunningNodeApplied({"before", "after"}),
+                             kCommitTimeoutMs);
+    QVERIFY(!cluster.anyOutOfOrder());
+  }
+
+  void restartFromDisk() {
+    Cluster cluster(true, 3);
+    QVERIFY(cluster.start());
+    QTRY_VERIFY_WITH_TIMEOUT(cluster.agreedLeader().has_value(), kLeaderTimeoutMs);
+    QVERIFY(cluster.commit("one"));
+    QVERIFY(cluster.commit("two"));
+    for (NodeId id : {1, 2, 3}) cluster.node(id).stop();
+    QVERIFY(cluster.running().empty());
+    for (NodeId id : {1, 2, 3}) QVERIFY(cluster.restart(id));
+    // Restarted nodes refuse to found a new cluster over their state.
+    QFuture<void> again = cluster.node(1).bootstrap(cluster.members());
+    QTRY_VERIFY_WITH_TIMEOUT(again.isFinished(), 5000);
+    QVERIFY_THROWS_EXCEPTION(ServerError, again.waitForFinished());
+    QTRY_VERIFY_WITH_TIMEOUT(cluster.agreedLeader().has_value(), kLeaderTimeoutMs);
+    QVERIFY(cluster.commit("three"));
+    QTRY_VERIFY_WITH_TIMEOUT(cluster.everyRunningNodeApplied({"one", "two", "three"}),
+                             kCommitTimeoutMs);
+    QVERIFY(!cluster.anyOutOfOrder());
+  }
+
+  void persistFailureStopsOnlyThatNode() {
+    // Node 3 writes through a file layer that runs out of space.
+    copycat::storage::CrashableFileSystem fileSystem;
+    fileSystem.failWritesAfterBytes(256 * 1024);
+    Cluster cluster(true, 3, [&fileSystem](NodeId id, ServerConfig& config) {
+      if (id == 3) config.fileSystem = &fileSystem;
+    });
+    QVERIFY(cluster.start());
+    QTRY_VERIFY_WITH_TIMEOUT(cluster.agreedLeader().has_value(), kLeaderTimeoutMs);
+    const std::string padding(16 * 1024, 'x');
+    for (int i = 0; i < 64 && cluster.node(3).isRunning(); ++i) {
+      QVERIFY(cluster.commit(std::to_string(i) + padding));
+    }
+    QTRY_VERIFY_WITH_TIMEOUT(!cluster.node(3).isRunning(), kCommitTimeoutMs);
+    QVERIFY2(cluster.node(3).failure().contains(QStringLiteral("cannot persist")),
+             qPrintable(cluster.node(3).failure()));
+    QTRY_COMPARE_WITH_TIMEOUT(cluster.running().size(), std::size_t{2}, 5000);
+    QVERIFY(cluster.commit("after the failure"));
+    // What node 3 applied before it stopped is a prefix of the others' log.
+    const std::vector<std::string> survivor = cluster.applied(1).snapshot();
+    const std::vector<std::string> failed = cluster.applied(3).snapshot();
+    QVERIFY(failed.size() < survivor.size());
+    QVERIFY(std::equal(failed.begin(), failed.end(), survivor.begin()));
+    QVERIFY(!cluster.anyOutOfOrder());
+  }
+
+  void badInputClosesOnlyThatConnection() {
+    Cluster cluster(false, 3);
+    QVERIFY(cluster.start());
+    QTRY_VERIFY_WITH_TIMEOUT(cluster.agreedLeader().has_value(), kLeaderTimeoutMs);
+    QVERIFY(cluster.commit("first"));
+    const NodeId target = 2;
+
+    struct Case {
+      const char* name;
+      std::function<void(RawConnection&)> send;
+      wire::ErrorCode expected;
+    };
+    const std::vector<Case> cases = {
+        {"text where a length prefix belongs (too large)",
+         [](RawConnection& c) { c.send(QByteArray("GET / HTTP/1.1\r\nHost: x\r\n\r\n")); },
+         wire::ERROR_CODE_FRAME_TOO_LARGE},
+        {"bytes that do not parse as a Frame",
+         [](RawConnection& c) { c.send(QByteArray("\x00\x00\x00\x05\xff\xff\xff\xff\xff", 9)); },
+         wire::ERROR_CODE_MALFORMED_FRAME},
+        {"a raft message before the handshake",
+         [](RawConnection& c) {
+           raft::Message message;
+           message.type = raft::MessageType::Heartbeat;
+           message.from = 1;
+           message.to = 2;
+           message.term = 1;
+           c.send(copycat::protocol::toFrame(message));
+         },
+         wire::ERROR_CODE_UNEXPECTED_MESSAGE},
+        {"a raft message from another node than the handshake's",
+         [](RawConnection& c) {
+           c.send(handshake("lab", 99));
+           raft::Message message;
+           message.type = raft::MessageType::Heartbeat;
+           message.from = 1;
+           message.to = 2;
+           message.term = 1;
+           c.send(copycat::protocol::toFrame(message));
+         },
+         wire::ERROR_CODE_INVALID_MESSAGE},
+    };
+    std::uint64_t rejectedBefore = cluster.node(target).rejectedConnections();
+    for (const Case& testCase : cases) {
+      RawConnection connection(cluster.port(target));
+      QTRY_VERIFY_WITH_TIMEOUT(connection.connected(), 5000);
+      testCase.send(connection);
+      QTRY_VERIFY2_WITH_TIMEOUT(connection.closed(), testCase.name, 5000);
+      QVERIFY2(hasErrorFrame(connection.frames(), testCase.expected), testCase.name);
+      QTRY_VERIFY_WITH_TIMEOUT(cluster.node(target).rejectedConnections() > rejectedBefore, 5000);
+      rejectedBefore = cluster.node(target).rejectedConnections();
+    }
+    QCOMPARE(cluster.running().size(), std::size_t{3});
+    QVERIFY(cluster.commit("second"));
+    QTRY_VERIFY_WITH_TIMEOUT(cluster.everyRunningNodeApplied({"first", "second"}),
+                             kCommitTimeoutMs);
+    for (NodeId id : cluster.running()) {
+      QTRY_COMPARE_WITH_TIMEOUT(cluster.node(id).connectedPeers().size(), std::size_t{2}, 5000);
+    }
+  }
+
+  void wrongClusterIsRejected() {
+    Cluster cluster(false, 3);
+    QVERIFY(cluster.start());
+    QTRY_VERIFY_WITH_TIMEOUT(cluster.agreedLeader().has_value(), kLeaderTimeoutMs);
+
+    // A raw handshake of another cluster: a rejecting reply, an ErrorFrame, closed.
+    RawConnection raw(cluster.port(1));
+    QTRY_VERIFY_WITH_TIMEOUT(raw.connected(), 5000);
+    raw.send(handshake("another-cluster", 42));
+    QTRY_VERIFY_WITH_TIMEOUT(raw.closed(), 5000);
+    const std::vector<wire::Frame> frames = raw.frames();
+    QVERIFY(!frames.empty());
+    QCOMPARE(frames.front().body_case(), wire::Frame::kHandshakeReply);
+    QVERIFY(!frames.front().handshake_reply().accepted());
+    QVERIFY(hasErrorFrame(frames, wire::ERROR_CODE_WRONG_CLUSTER));
+
+    // A whole server of another cluster that knows our members' addresses
+    // never gets a connection accepted, and the cluster carries on.
+    const std::vector<quint16> ports = freePorts(1);
+    QCOMPARE(ports.size(), std::size_t{1});
+    ServerConfig config;
+    config.id = 4;
+    config.address = QStringLiteral("127.0.0.1:%1").arg(ports.front());
+    config.peers = cluster.members();
+    config.clusterId = "intruders";
+    config.storageLevel = copycat::storage::StorageLevel::Memory;
+    ServerNode intruder(config);
+    QVERIFY(intruder.start());
+    const std::uint64_t before = cluster.node(2).rejectedConnections();
+    QTRY_VERIFY_WITH_TIMEOUT(cluster.node(2).rejectedConnections() > before, 5000);
+    QVERIFY(intruder.connectedPeers().empty());
+    QVERIFY(cluster.commit("still-serving"));
+    QVERIFY(intruder.connectedPeers().empty());
+    QVERIFY(intruder.status().leader == raft::kNoNode);
+    for (NodeId id : cluster.running()) {
+      const raft::Status status = cluster.node(id).status();
+      QVERIFY(!status.membership.contains(4));
+    }
+    intruder.stop();
+  }
+
+ private:
+  static void storageLevels() {
+    QTest::addColumn<bool>("disk");
+    QTest::newRow("memory") << false;
+    QTest::newRow("disk") << true;
+  }
+};
+
+QTEST_GUILESS_MAIN(ServerClusterTimingTest)
+#include "server_cluster_timing_test.moc"
