@@ -418,7 +418,7 @@ ProposeResult Simulation::readIndex(NodeId at, std::uint64_t requestId, raft::Re
   if (!node.up) return ProposeResult::NotLeader;
   const ProposeResult result = node.core->readIndex(requestId, mode);
   if (result == ProposeResult::Accepted) {
-    m_readFloor[{at, requestId}] = m_committedData.empty() ? 0 : m_highestCommitSeen;
+    m_readFloor[{at, requestId}] = m_highestCommitSeen;
   }
   processReady(node);
   return result;
