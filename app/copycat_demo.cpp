@@ -152,6 +152,7 @@ int main(int argc, char* argv[]) {
   const auto expected = simulation.appliedValues(*secondLeader);
   const bool caughtUp =
       simulation.runUntil([&] { return simulation.appliedValues(*firstLeader) == expected; }, 3000);
+  const Millis caughtUpAt = simulation.now();
   simulation.runFor(200);
 
   std::string agreed;
@@ -164,7 +165,7 @@ int main(int argc, char* argv[]) {
     std::fprintf(stderr, "copycat-demo: the restarted node did not catch up\n");
     return 1;
   }
-  narrator.say(simulation.now(),
+  narrator.say(caughtUpAt,
                "=> n" + std::to_string(*firstLeader) + " caught up; every node applied: " + agreed);
   std::printf(
       "demo finished: leader n%llu (term %llu) crashed, n%llu re-elected (term %llu), "
