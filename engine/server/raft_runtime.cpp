@@ -42,6 +42,7 @@ bool RaftRuntime::start() {
   options.directory = m_config.dataDirectory.toStdString();
   options.clusterId = m_config.clusterId;
   options.fileSystem = m_config.fileSystem;
+  options.log.maxSegmentBytes = m_config.segmentBytes;
   options.warn = [id = m_config.id](const std::string& warning) {
     qCWarning(lcServer) << "node" << id << "storage:" << QString::fromStdString(warning);
   };
@@ -79,6 +80,9 @@ bool RaftRuntime::start() {
         QStringLiteral("cannot start the consensus core: %1").arg(QString::fromUtf8(error.what())));
     return false;
   }
+  if (m_callbacks.installSnapshot && !m_storage->snapshotMeta().isEmpty()) {
+    m_callbacks.installSnapshot(m_storage->snapshotMeta(), m_storage->snapshotData());
+  }
   m_timer = std::make_unique<QTimer>();
   m_timer->setTimerType(Qt::PreciseTimer);
   m_timer->setInterval(m_config.tickIntervalMs);
@@ -96,6 +100,7 @@ bool RaftRuntime::start() {
 }
 
 void RaftRuntime::shutdown() {
+  failReads(QStringLiteral("the server shut down"));
   m_timer.reset();
   if (m_transport) m_transport->stop();
   m_transport.reset();
@@ -116,13 +121,15 @@ void RaftRuntime::createNode(const raft::Membership& initial) {
   m_lastRole.reset();
 }
 
-QFuture<raft::Index> RaftRuntime::propose(std::string data) {
+QFuture<raft::Index> RaftRuntime::propose(std::string data) { return propose(std::move(data), {}); }
+
+QFuture<raft::Index> RaftRuntime::propose(std::string data, AcceptedCallback accepted) {
   auto promise = std::make_shared<QPromise<raft::Index>>();
   QFuture<raft::Index> future = promise->future();
   promise->start();
   QMetaObject::invokeMethod(
       this,
-      [this, promise, data = std::move(data)]() mutable {
+      [this, promise, data = std::move(data), accepted = std::move(accepted)]() mutable {
         if (!usable()) {
           failPromise(*promise, QStringLiteral("the server is not running"));
           return;
@@ -138,6 +145,7 @@ QFuture<raft::Index> RaftRuntime::propose(std::string data) {
           return;
         }
         const raft::Index index = m_node->status().lastIndex;
+        if (accepted) accepted(index, m_node->term());
         processReady();
         if (m_failed) {
           failPromise(*promise, QStringLiteral("the server stopped"));
@@ -148,6 +156,71 @@ QFuture<raft::Index> RaftRuntime::propose(std::string data) {
       },
       Qt::QueuedConnection);
   return future;
+}
+
+QFuture<raft::Index> RaftRuntime::readIndex(bool lease) {
+  auto promise = std::make_shared<QPromise<raft::Index>>();
+  QFuture<raft::Index> future = promise->future();
+  promise->start();
+  QMetaObject::invokeMethod(
+      this,
+      [this, promise, lease] {
+        if (!usable()) {
+          failPromise(*promise, QStringLiteral("the server is not running"));
+          return;
+        }
+        const std::uint64_t id = m_nextReadId++;
+        const raft::ProposeResult result =
+            m_node->readIndex(id, lease ? raft::ReadMode::Lease : raft::ReadMode::ReadIndex);
+        if (result != raft::ProposeResult::Accepted) {
+          failPromise(
+              *promise,
+              QStringLiteral("read refused: %1")
+                  .arg(QString::fromUtf8(raft::toString(result).data(),
+                                         static_cast<qsizetype>(raft::toString(result).size()))),
+              m_node->leader());
+          return;
+        }
+        m_reads.emplace(id, promise);
+        processReady();
+      },
+      Qt::QueuedConnection);
+  return future;
+}
+
+void RaftRuntime::storeSnapshot(raft::Index index, std::string data) {
+  QMetaObject::invokeMethod(
+      this,
+      [this, index, data = std::move(data)] {
+        if (!usable()) return;
+        if (index <= m_storage->snapshotMeta().index) return;
+        const std::optional<raft::Term> term = m_storage->term(index);
+        if (!term || index > m_node->status().commit) return;
+        raft::SnapshotMeta meta;
+        meta.index = index;
+        meta.term = *term;
+        meta.membership = m_node->membershipAt(index);
+        meta.size = data.size();
+        try {
+          m_storage->takeSnapshot(meta, data, m_config.snapshotKeepEntries);
+          m_node->snapshotTaken(index);
+        } catch (const std::exception& error) {
+          fail(QStringLiteral("cannot store the snapshot at %1: %2")
+                   .arg(index)
+                   .arg(QString::fromUtf8(error.what())));
+          return;
+        }
+        qCDebug(lcServer) << "node" << m_config.id << "took a snapshot at" << index;
+        processReady();
+      },
+      Qt::QueuedConnection);
+}
+
+void RaftRuntime::failReads(const QString& message) {
+  auto reads = std::move(m_reads);
+  m_reads.clear();
+  const raft::NodeId leader = m_node ? m_node->leader() : raft::kNoNode;
+  for (auto& [id, promise] : reads) failPromise(*promise, message, leader);
 }
 
 QFuture<void> RaftRuntime::bootstrap(std::map<raft::NodeId, QString> members) {
@@ -243,6 +316,13 @@ void RaftRuntime::processReady() {
             << QLatin1String(role.data(), static_cast<qsizetype>(role.size())) << " in term "
             << m_node->term() << " (leader " << ready.leader << ")";
       }
+      if (ready.role) {
+        if (*ready.role != raft::Role::Leader) {
+          failReads(QStringLiteral("leadership lost before the read was confirmed"));
+        }
+        if (m_callbacks.roleChanged)
+          m_callbacks.roleChanged(*ready.role, m_node->term(), ready.leader);
+      }
       if (ready.snapshot && m_callbacks.installSnapshot) {
         m_callbacks.installSnapshot(*ready.snapshot, m_storage->snapshotData());
       }
@@ -254,8 +334,14 @@ void RaftRuntime::processReady() {
       if (m_callbacks.apply) {
         for (const raft::Entry& entry : ready.committed) m_callbacks.apply(entry);
       }
-      if (m_callbacks.read) {
-        for (const raft::ReadState& read : ready.reads) m_callbacks.read(read);
+      for (const raft::ReadState& read : ready.reads) {
+        if (m_callbacks.read) m_callbacks.read(read);
+        const auto it = m_reads.find(read.requestId);
+        if (it != m_reads.end()) {
+          it->second->addResult(read.index);
+          it->second->finish();
+          m_reads.erase(it);
+        }
       }
       m_node->advance(ready);
       std::sort(unreachable.begin(), unreachable.end());
@@ -272,6 +358,7 @@ void RaftRuntime::processReady() {
 void RaftRuntime::fail(const QString& reason) {
   qCCritical(lcServer) << "node" << m_config.id << "stops:" << reason;
   m_failed = true;
+  failReads(QStringLiteral("the server stopped: %1").arg(reason));
   if (m_timer) m_timer->stop();
   if (m_transport) m_transport->stop();
   QMutexLocker lock(&m_state->mutex);

@@ -11,6 +11,7 @@
 #include <QFuture>
 #include <QMutex>
 #include <QObject>
+#include <QPromise>
 #include <QString>
 
 #include "engine/raft/node.h"
@@ -49,10 +50,19 @@ struct RuntimeCallbacks {
   std::function<void(const raft::Entry&)> apply;
   /// A linearizable read released by the core.
   std::function<void(const raft::ReadState&)> read;
-  /// A snapshot received from the leader replaced the state machine's state
-  /// up to meta.index; `data` is its content.
+  /// A snapshot replaced the state machine's state up to meta.index; `data`
+  /// is its content. Called when one received from the leader is installed,
+  /// and once at start() when the storage holds a snapshot to restart from
+  /// (before any entry above it is applied).
   std::function<void(const raft::SnapshotMeta& meta, const std::string& data)> installSnapshot;
+  /// The role or the known leader changed (after the batch that changed it
+  /// was persisted, before its committed entries are handed to `apply`).
+  std::function<void(raft::Role role, raft::Term term, raft::NodeId leader)> roleChanged;
 };
+
+/// Called on the runtime's thread when a proposal was appended at the leader,
+/// before anything of it can be committed: the index and term of its entry.
+using AcceptedCallback = std::function<void(raft::Index index, raft::Term term)>;
 
 /// The runtime's published state, written on the runtime's thread after each
 /// Ready batch and read from any thread.
@@ -95,6 +105,19 @@ class RaftRuntime : public QObject {
   /// was appended at (it commits later, or is lost if leadership changes);
   /// it fails with ServerError when this server is not the leader.
   QFuture<raft::Index> propose(std::string data);
+  /// Same; `accepted` runs on the runtime's thread as soon as the entry is
+  /// appended, strictly before `apply` can see it (commit tracking).
+  QFuture<raft::Index> propose(std::string data, AcceptedCallback accepted);
+  /// Asks the leader for a linearizable read index (ReadIndex, or the lease
+  /// with `lease`). The future gives the index the state machine must have
+  /// applied before serving the read; it fails with ServerError when this
+  /// server is not the leader or loses leadership first. Any thread.
+  QFuture<raft::Index> readIndex(bool lease = false);
+  /// Records a state machine snapshot taken at applied index `index`:
+  /// storage->takeSnapshot (membership at `index`, keeping
+  /// snapshotKeepEntries entries) and Node::snapshotTaken. Ignored when the
+  /// storage already holds a snapshot at or above `index`. Any thread.
+  void storeSnapshot(raft::Index index, std::string data);
   /// Founds a new cluster of `members` (id -> "host:port", this server among
   /// them) on an empty storage. Fails with ServerError otherwise.
   QFuture<void> bootstrap(std::map<raft::NodeId, QString> members);
@@ -106,6 +129,7 @@ class RaftRuntime : public QObject {
   void processReady();
   void fail(const QString& reason);
   void publish();
+  void failReads(const QString& message);
   bool usable() const { return m_node && !m_failed; }
 
   ServerConfig m_config;
@@ -117,6 +141,8 @@ class RaftRuntime : public QObject {
   std::unique_ptr<QTimer> m_timer;
   std::optional<raft::Role> m_lastRole;
   bool m_failed = false;
+  std::uint64_t m_nextReadId = 1;
+  std::map<std::uint64_t, std::shared_ptr<QPromise<raft::Index>>> m_reads;
 };
 
 }  // namespace copycat::server

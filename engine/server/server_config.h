@@ -1,5 +1,6 @@
 #pragma once
 
+#include <cstdint>
 #include <map>
 #include <optional>
 #include <string>
@@ -42,6 +43,13 @@ struct ServerConfig {
   /// First delay before reconnecting to a peer; doubles up to the maximum.
   int reconnectMinMs = 50;
   int reconnectMaxMs = 1000;
+  /// Disk level: a log segment is closed once it would grow past this size.
+  std::uint64_t segmentBytes = 32u << 20;
+  /// The state machine executor snapshots every this many applied entries
+  /// (0: never); the log then keeps `snapshotKeepEntries` entries below the
+  /// snapshot so that slightly lagging followers need no InstallSnapshot.
+  std::uint64_t snapshotEntries = 10000;
+  raft::Index snapshotKeepEntries = 100;
   /// Disk level: the file layer (tests inject faults through it); null uses
   /// the real POSIX files. Used only on the server's thread.
   storage::FileSystem* fileSystem = nullptr;

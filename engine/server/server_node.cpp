@@ -61,6 +61,20 @@ QFuture<raft::Index> ServerNode::propose(std::string data) {
   return m_runtime->propose(std::move(data));
 }
 
+QFuture<raft::Index> ServerNode::propose(std::string data, AcceptedCallback accepted) {
+  if (!m_runtime) return failedFuture<raft::Index>(QStringLiteral("the server is not running"));
+  return m_runtime->propose(std::move(data), std::move(accepted));
+}
+
+QFuture<raft::Index> ServerNode::readIndex(bool lease) {
+  if (!m_runtime) return failedFuture<raft::Index>(QStringLiteral("the server is not running"));
+  return m_runtime->readIndex(lease);
+}
+
+void ServerNode::storeSnapshot(raft::Index index, std::string data) {
+  if (m_runtime) m_runtime->storeSnapshot(index, std::move(data));
+}
+
 QFuture<void> ServerNode::bootstrap(std::map<raft::NodeId, QString> members) {
   if (!m_runtime) return failedFuture<void>(QStringLiteral("the server is not running"));
   return m_runtime->bootstrap(std::move(members));

@@ -42,6 +42,13 @@ class ServerNode {
   QFuture<raft::Index> propose(const QByteArray& data) {
     return propose(std::string(data.constData(), static_cast<std::size_t>(data.size())));
   }
+  /// Commit tracking: see RaftRuntime::propose.
+  QFuture<raft::Index> propose(std::string data, AcceptedCallback accepted);
+  /// See RaftRuntime::readIndex.
+  QFuture<raft::Index> readIndex(bool lease = false);
+  /// See RaftRuntime::storeSnapshot; ignored when the server is not running.
+  /// Must not race with stop().
+  void storeSnapshot(raft::Index index, std::string data);
   QFuture<void> bootstrap(std::map<raft::NodeId, QString> members);
 
   const ServerConfig& config() const { return m_config; }
