@@ -20,3 +20,16 @@ function(copycat_warnings target)
     target_compile_options(${target} PRIVATE -Wno-maybe-uninitialized)
   endif()
 endfunction()
+
+# copycat_protobuf_library(target proto subdir): a static library of the code
+# protoc generates from `proto`, compiled without our warning flags. Its
+# include directory is SYSTEM, so our sources that include the generated
+# header keep -Werror; they include it as "<subdir>/<name>.pb.h".
+function(copycat_protobuf_library target proto subdir)
+  find_package(Protobuf REQUIRED)
+  set(generated ${CMAKE_CURRENT_BINARY_DIR}/generated)
+  add_library(${target} STATIC ${proto})
+  protobuf_generate(TARGET ${target} LANGUAGE cpp PROTOC_OUT_DIR ${generated}/${subdir})
+  target_include_directories(${target} SYSTEM PUBLIC ${generated})
+  target_link_libraries(${target} PUBLIC protobuf::libprotobuf)
+endfunction()

@@ -23,6 +23,7 @@
 
 #include "engine/kv/map_state_machine.h"
 #include "engine/server/server.h"
+#include "tests/server_test_util.h"
 
 using copycat::Command;
 using copycat::ErrorCode;
@@ -98,20 +99,7 @@ void registerAll(Serializer& serializer) {
   serializer.registerType<StampsQuery>(102);
 }
 
-/// Ports that were free a moment ago, below Linux's ephemeral range.
-std::vector<quint16> freePorts(int count) {
-  std::vector<std::unique_ptr<QTcpServer>> holders;
-  std::vector<quint16> ports;
-  for (int attempt = 0; attempt < 1000 && static_cast<int>(ports.size()) < count; ++attempt) {
-    const auto port = static_cast<quint16>(20000 + QRandomGenerator::global()->bounded(12000));
-    auto server = std::make_unique<QTcpServer>();
-    if (!server->listen(QHostAddress::LocalHost, port)) continue;
-    ports.push_back(port);
-    holders.push_back(std::move(server));
-  }
-  if (static_cast<int>(ports.size()) < count) return {};
-  return ports;
-}
+using copycat::testing::freePorts;
 
 /// Waits for a future while the test thread's event loop keeps running.
 /// Nothing when it did not finish in time, was cancelled or failed with a

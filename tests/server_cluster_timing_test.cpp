@@ -22,6 +22,7 @@
 #include "engine/protocol/framing.h"
 #include "engine/server/server_node.h"
 #include "engine/storage/crashable_file_system.h"
+#include "tests/server_test_util.h"
 
 using copycat::raft::NodeId;
 using copycat::server::RuntimeCallbacks;
@@ -36,22 +37,7 @@ namespace {
 constexpr int kLeaderTimeoutMs = 10000;
 constexpr int kCommitTimeoutMs = 10000;
 
-/// Ports that were free a moment ago: all are held open at once, then
-/// released. They come from below Linux's ephemeral range (32768-60999), so
-/// the servers' own outgoing sockets (bound to port 0) never take them.
-std::vector<quint16> freePorts(int count) {
-  std::vector<std::unique_ptr<QTcpServer>> holders;
-  std::vector<quint16> ports;
-  for (int attempt = 0; attempt < 1000 && static_cast<int>(ports.size()) < count; ++attempt) {
-    const auto port = static_cast<quint16>(20000 + QRandomGenerator::global()->bounded(12000));
-    auto server = std::make_unique<QTcpServer>();
-    if (!server->listen(QHostAddress::LocalHost, port)) continue;
-    ports.push_back(port);
-    holders.push_back(std::move(server));
-  }
-  if (static_cast<int>(ports.size()) < count) return {};
-  return ports;
-}
+using copycat::testing::freePorts;
 
 /// The data of the Normal entries one node applied, in order.
 struct AppliedLog {
