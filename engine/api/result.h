@@ -19,6 +19,9 @@ enum class ErrorCode : std::uint8_t {
   ApplicationError,    // the state machine's handler threw; message is what()
   IllegalState,        // misuse by the caller (out-of-order index, no snapshot support)
   InternalError,       // a result or snapshot could not be encoded
+  Unavailable,         // no server answered in time, or the cluster has no leader now
+  SessionExpired,      // the client's session expired or was closed
+  Closed,              // the client or server was closed before the outcome was known
 };
 
 std::string_view toString(ErrorCode code);

@@ -19,6 +19,12 @@ std::string_view toString(ErrorCode code) {
       return "ILLEGAL_STATE";
     case ErrorCode::InternalError:
       return "INTERNAL_ERROR";
+    case ErrorCode::Unavailable:
+      return "UNAVAILABLE";
+    case ErrorCode::SessionExpired:
+      return "SESSION_EXPIRED";
+    case ErrorCode::Closed:
+      return "CLOSED";
   }
   return "UNKNOWN_ERROR";
 }

@@ -79,8 +79,8 @@ void Node::setEventSink(EventSink sink) { m_core->setEventSink(std::move(sink));
 void Node::tick() { m_core->tick(); }
 void Node::step(const Message& message) { m_core->step(message); }
 ProposeResult Node::propose(std::string data) { return m_core->propose(std::move(data)); }
-ProposeResult Node::proposeChange(const ConfigChange& change) {
-  return m_core->proposeChange(change);
+ProposeResult Node::proposeChange(const ConfigChange& change, std::string data) {
+  return m_core->proposeChange(change, std::move(data));
 }
 ProposeResult Node::readIndex(std::uint64_t requestId, ReadMode mode) {
   return m_core->readIndex(requestId, mode);

@@ -161,7 +161,9 @@ class Node {
   void tick();
   void step(const Message& message);
   ProposeResult propose(std::string data);
-  ProposeResult proposeChange(const ConfigChange& change);
+  /// `data` travels in the entry, opaque to the core (a server puts the
+  /// member's address there).
+  ProposeResult proposeChange(const ConfigChange& change, std::string data = {});
   /// Asks for a linearizable read; released through Ready::reads.
   ProposeResult readIndex(std::uint64_t requestId, ReadMode mode = ReadMode::ReadIndex);
   /// Hands leadership to `target` once it has caught up (TimeoutNow).

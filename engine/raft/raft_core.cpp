@@ -819,7 +819,7 @@ ProposeResult RaftCore::propose(std::string data) {
   return ProposeResult::Accepted;
 }
 
-ProposeResult RaftCore::proposeChange(const ConfigChange& change) {
+ProposeResult RaftCore::proposeChange(const ConfigChange& change, std::string data) {
   if (m_role != Role::Leader) return ProposeResult::NotLeader;
   if (m_transferee != kNoNode) return ProposeResult::TransferInProgress;
   if (m_pendingChangeIndex > m_log.committed() || !m_uncommittedChanges.empty() ||
@@ -830,6 +830,7 @@ ProposeResult RaftCore::proposeChange(const ConfigChange& change) {
   Entry entry;
   entry.type = EntryType::ConfigChange;
   entry.change = change;
+  entry.data = std::move(data);
   appendEntries({std::move(entry)});
   m_pendingChangeIndex = m_log.lastIndex();
   return ProposeResult::Accepted;

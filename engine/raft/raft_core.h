@@ -35,7 +35,7 @@ class RaftCore {
   void tick();
   void step(const Message& message);
   ProposeResult propose(std::string data);
-  ProposeResult proposeChange(const ConfigChange& change);
+  ProposeResult proposeChange(const ConfigChange& change, std::string data = {});
   ProposeResult readIndex(std::uint64_t requestId, ReadMode mode);
   ProposeResult transferLeadership(NodeId target);
   void campaign();

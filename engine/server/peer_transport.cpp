@@ -2,6 +2,7 @@
 
 #include <utility>
 
+#include <QRandomGenerator>
 #include <QTcpServer>
 #include <QTcpSocket>
 #include <QTimer>
@@ -33,6 +34,8 @@ struct PeerTransport::Connection {
   bool outgoing = false;
   State state = State::Connecting;
   raft::NodeId peer = raft::kNoNode;
+  /// Non-zero for an accepted client connection.
+  quint64 client = 0;
 
   ~Connection() {
     if (socket) {
@@ -80,6 +83,7 @@ void PeerTransport::stop() {
   std::map<Connection*, std::shared_ptr<Connection>> connections;
   connections.swap(m_connections);
   m_outgoing.clear();
+  m_clients.clear();
   for (auto& [raw, connection] : connections) {
     connection->socket->disconnect(this);
     if (connection->state == Connection::State::Open) writeFrame(raw, bye);
@@ -257,6 +261,7 @@ void PeerTransport::onDisconnected(Connection* connection) {
   m_connections.erase(found);
   const bool wasOpen = connection->state == Connection::State::Open;
   connection->state = Connection::State::Closing;
+  forgetClient(connection);
   if (!connection->outgoing) return;
   const raft::NodeId peer = connection->peer;
   auto outgoing = m_outgoing.find(peer);
@@ -291,6 +296,7 @@ bool PeerTransport::handleFrame(Connection* connection, wire::Frame& frame) {
       }
       return handleHandshake(connection, frame.handshake());
     }
+    if (connection->client != 0) return handleClientFrame(connection, frame);
     if (frame.body_case() == wire::Frame::kRaft) {
       deliver(connection, std::move(*frame.mutable_raft()));
       return !m_stopped && m_connections.count(connection);
@@ -350,9 +356,11 @@ bool PeerTransport::handleHandshake(Connection* connection, const wire::Handshak
     code = wire::ERROR_CODE_WRONG_CLUSTER;
     why = "wrong cluster id '" + handshake.cluster_id() + "' (this server belongs to '" +
           m_config.clusterId + "')";
+  } else if (handshake.kind() == wire::PEER_KIND_CLIENT) {
+    // Accepted below.
   } else if (handshake.kind() != wire::PEER_KIND_SERVER) {
-    code = wire::ERROR_CODE_UNEXPECTED_MESSAGE;
-    why = "this endpoint serves server connections only";
+    code = wire::ERROR_CODE_INVALID_MESSAGE;
+    why = "unknown peer kind " + std::to_string(handshake.kind());
   } else if (handshake.node_id() == raft::kNoNode || handshake.node_id() == m_config.id) {
     code = wire::ERROR_CODE_INVALID_MESSAGE;
     why = "invalid node id " + std::to_string(handshake.node_id());
@@ -365,6 +373,13 @@ bool PeerTransport::handleHandshake(Connection* connection, const wire::Handshak
     return false;
   }
   reply->set_accepted(true);
+  if (handshake.kind() == wire::PEER_KIND_CLIENT) {
+    connection->client = m_nextClientId++;
+    connection->state = Connection::State::Open;
+    m_clients[connection->client] = connection;
+    writeFrame(connection, frame);
+    return true;
+  }
   connection->peer = handshake.node_id();
   connection->state = Connection::State::Open;
   writeFrame(connection, frame);
@@ -373,9 +388,59 @@ bool PeerTransport::handleHandshake(Connection* connection, const wire::Handshak
   if (!m_peers.count(connection->peer) &&
       parseEndpoint(QString::fromStdString(handshake.address()))) {
     m_peers[connection->peer] = QString::fromStdString(handshake.address());
+    emit peerAddressLearned(connection->peer, m_peers[connection->peer]);
     openOutgoing(connection->peer);
   }
   return true;
+}
+
+bool PeerTransport::handleClientFrame(Connection* connection, wire::Frame& frame) {
+  switch (frame.body_case()) {
+    case wire::Frame::kRegisterSession:
+    case wire::Frame::kKeepAlive:
+    case wire::Frame::kCloseSession:
+    case wire::Frame::kCommand:
+    case wire::Frame::kQuery:
+    case wire::Frame::kStatus:
+    case wire::Frame::kJoin:
+    case wire::Frame::kLeave:
+      if (m_clientFrames) m_clientFrames(connection->client, frame);
+      return !m_stopped && m_connections.count(connection) &&
+             connection->state == Connection::State::Open;
+    default:
+      reject(connection, wire::ERROR_CODE_UNEXPECTED_MESSAGE,
+             "unexpected " + std::string(protocol::bodyName(frame)) + " on a client connection");
+      return false;
+  }
+}
+
+bool PeerTransport::sendToClient(quint64 client, const wire::Frame& frame) {
+  auto found = m_clients.find(client);
+  if (m_stopped || found == m_clients.end()) return false;
+  Connection* connection = found->second;
+  if (connection->state != Connection::State::Open ||
+      connection->socket->bytesToWrite() > kMaxBufferedBytes) {
+    return false;
+  }
+  if (m_config.clientReplyDropRate > 0 && frame.body_case() == wire::Frame::kOperationReply &&
+      QRandomGenerator::global()->generateDouble() < m_config.clientReplyDropRate) {
+    return true;  // the test fault layer lost it on the way
+  }
+  writeFrame(connection, frame);
+  return true;
+}
+
+void PeerTransport::closeClient(quint64 client) {
+  auto found = m_clients.find(client);
+  if (found == m_clients.end()) return;
+  closeConnection(found->second);
+}
+
+void PeerTransport::forgetClient(Connection* connection) {
+  if (connection->client == 0) return;
+  const quint64 client = connection->client;
+  connection->client = 0;
+  if (m_clients.erase(client) != 0 && m_clientClosed && !m_stopped) m_clientClosed(client);
 }
 
 void PeerTransport::deliver(Connection* connection, wire::RaftMessage&& wireMessage) {
@@ -415,6 +480,7 @@ void PeerTransport::closeConnection(Connection* connection) {
   if (connection->state == Connection::State::Closing) return;
   const bool wasOpen = connection->state == Connection::State::Open;
   connection->state = Connection::State::Closing;
+  forgetClient(connection);
   if (connection->outgoing) {
     auto outgoing = m_outgoing.find(connection->peer);
     if (outgoing != m_outgoing.end() && outgoing->second == connection) {

@@ -18,7 +18,8 @@ class QTcpSocket;
 
 namespace copycat::server {
 
-/// The server-to-server links of one node over TCP (copycat.proto).
+/// The server-to-server links of one node over TCP (copycat.proto), and the
+/// client connections accepted on the same port.
 ///
 /// It listens on the node's address and keeps one outgoing connection per
 /// peer, opened from the node's own address (bind, then connect) and started
@@ -31,13 +32,20 @@ namespace copycat::server {
 /// Every byte read goes through a FrameDecoder. A bad frame, a message that
 /// does not convert or is not allowed at that point, or a handshake of
 /// another cluster or protocol version closes THAT connection only, after an
-/// ErrorFrame (or a rejecting HandshakeReply). Lives on the runtime's thread;
-/// not thread-safe.
+/// ErrorFrame (or a rejecting HandshakeReply).
+///
+/// A connection whose handshake says PEER_KIND_CLIENT gets a connection id;
+/// its client requests go to the client handler, which answers with
+/// sendToClient(). Lives on the runtime's thread; not thread-safe.
 class PeerTransport : public QObject {
   Q_OBJECT
 
  public:
   using MessageHandler = std::function<void(raft::Message&&)>;
+  /// A request frame (any client body) on client connection `connection`.
+  using ClientFrameHandler = std::function<void(quint64 connection, wire::Frame& frame)>;
+  /// Client connection `connection` is gone.
+  using ClientClosedHandler = std::function<void(quint64 connection)>;
 
   PeerTransport(const ServerConfig& config, QObject* parent = nullptr);
   ~PeerTransport() override;
@@ -52,6 +60,18 @@ class PeerTransport : public QObject {
   /// peers are closed, new ones are opened.
   void setPeers(const std::map<raft::NodeId, QString>& peers);
   void setMessageHandler(MessageHandler handler) { m_handler = std::move(handler); }
+  void setClientHandlers(ClientFrameHandler frames, ClientClosedHandler closed) {
+    m_clientFrames = std::move(frames);
+    m_clientClosed = std::move(closed);
+  }
+
+  /// Queues `frame` on client connection `connection`; false when it is gone
+  /// or its send buffer is full. A test fault layer may drop
+  /// OperationReply frames (ServerConfig::clientReplyDropRate).
+  bool sendToClient(quint64 connection, const wire::Frame& frame);
+  /// Closes client connection `connection` (after the queued frames).
+  void closeClient(quint64 connection);
+  std::size_t clientCount() const { return m_clients.size(); }
 
   /// Queues `message` on the connection to message.to. Returns false when it
   /// was dropped (peer unknown, not connected, or its send buffer is full).
@@ -68,6 +88,8 @@ class PeerTransport : public QObject {
  signals:
   void peerConnected(quint64 peer);
   void peerDisconnected(quint64 peer);
+  /// A server connected to us from an address we did not know for it.
+  void peerAddressLearned(quint64 peer, const QString& address);
 
  private:
   struct Connection;
@@ -83,6 +105,8 @@ class PeerTransport : public QObject {
   void writeFrame(Connection* connection, const wire::Frame& frame);
   void reject(Connection* connection, wire::ErrorCode code, const std::string& text);
   void closeConnection(Connection* connection);
+  void forgetClient(Connection* connection);
+  bool handleClientFrame(Connection* connection, wire::Frame& frame);
 
   ServerConfig m_config;
   Endpoint m_own;
@@ -95,6 +119,11 @@ class PeerTransport : public QObject {
   std::map<raft::NodeId, int> m_backoffMs;
   /// Accepted connections.
   std::map<Connection*, std::shared_ptr<Connection>> m_connections;
+  /// Accepted client connections by connection id.
+  std::map<quint64, Connection*> m_clients;
+  quint64 m_nextClientId = 1;
+  ClientFrameHandler m_clientFrames;
+  ClientClosedHandler m_clientClosed;
   std::uint64_t m_rejected = 0;
   std::uint64_t m_nextRequestId = 1;
   bool m_stopped = false;

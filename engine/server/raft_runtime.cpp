@@ -4,13 +4,18 @@
 #include <exception>
 #include <utility>
 
+#include <QDir>
+#include <QFile>
 #include <QMutexLocker>
 #include <QPromise>
 #include <QRandomGenerator>
+#include <QSaveFile>
 #include <QTimer>
 
+#include "engine/protocol/copycat.pb.h"
 #include "engine/server/logging.h"
 #include "engine/server/peer_transport.h"
+#include "engine/server/server_log.pb.h"
 
 namespace copycat::server {
 
@@ -31,8 +36,11 @@ bool storageIsEmpty(const storage::PersistentStorage& storage) {
 }  // namespace
 
 RaftRuntime::RaftRuntime(const ServerConfig& config, RuntimeCallbacks callbacks,
-                         std::shared_ptr<RuntimeState> state)
-    : m_config(config), m_callbacks(std::move(callbacks)), m_state(std::move(state)) {}
+                         std::shared_ptr<RuntimeState> state, ClientHandlerFactory clientHandler)
+    : m_config(config),
+      m_callbacks(std::move(callbacks)),
+      m_state(std::move(state)),
+      m_clientHandlerFactory(std::move(clientHandler)) {}
 
 RaftRuntime::~RaftRuntime() = default;
 
@@ -53,9 +61,27 @@ bool RaftRuntime::start() {
     return false;
   }
 
+  m_addresses = m_config.peers;
+  loadAddresses();
+  m_addresses[m_config.id] = m_config.address;
+  m_config.peers = m_addresses;
   m_transport = std::make_unique<PeerTransport>(m_config);
   m_transport->setMessageHandler(
       [this](raft::Message&& message) { onMessage(std::move(message)); });
+  m_transport->setClientHandlers(
+      [this](quint64 connection, wire::Frame& frame) {
+        if (m_clientHandler && usable()) m_clientHandler->onClientFrame(connection, frame);
+      },
+      [this](quint64 connection) {
+        if (m_clientHandler) m_clientHandler->onClientClosed(connection);
+      });
+  connect(m_transport.get(), &PeerTransport::peerAddressLearned, this,
+          [this](quint64 peer, const QString& address) {
+            if (m_addresses.count(peer)) return;
+            std::map<raft::NodeId, QString> next = m_addresses;
+            next[peer] = address;
+            setAddresses(std::move(next));
+          });
   connect(m_transport.get(), &PeerTransport::peerConnected, this, [this](quint64 peer) {
     qCDebug(lcServer) << "node" << m_config.id << "connected to" << peer;
     publish();
@@ -80,9 +106,11 @@ bool RaftRuntime::start() {
         QStringLiteral("cannot start the consensus core: %1").arg(QString::fromUtf8(error.what())));
     return false;
   }
-  if (m_callbacks.installSnapshot && !m_storage->snapshotMeta().isEmpty()) {
-    m_callbacks.installSnapshot(m_storage->snapshotMeta(), m_storage->snapshotData());
+  if (!m_storage->snapshotMeta().isEmpty()) {
+    std::string state = unwrapSnapshot(m_storage->snapshotData());
+    if (m_callbacks.installSnapshot) m_callbacks.installSnapshot(m_storage->snapshotMeta(), state);
   }
+  if (m_clientHandlerFactory) m_clientHandler = m_clientHandlerFactory(*this);
   m_timer = std::make_unique<QTimer>();
   m_timer->setTimerType(Qt::PreciseTimer);
   m_timer->setInterval(m_config.tickIntervalMs);
@@ -101,6 +129,7 @@ bool RaftRuntime::start() {
 
 void RaftRuntime::shutdown() {
   failReads(QStringLiteral("the server shut down"));
+  m_clientHandler.reset();
   m_timer.reset();
   if (m_transport) m_transport->stop();
   m_transport.reset();
@@ -169,9 +198,15 @@ QFuture<raft::Index> RaftRuntime::readIndex(bool lease) {
           failPromise(*promise, QStringLiteral("the server is not running"));
           return;
         }
-        const std::uint64_t id = m_nextReadId++;
-        const raft::ProposeResult result =
-            m_node->readIndex(id, lease ? raft::ReadMode::Lease : raft::ReadMode::ReadIndex);
+        const raft::ProposeResult result = readIndexNow(
+            lease, [this, promise](std::optional<raft::Index> index, const QString& error) {
+              if (index) {
+                promise->addResult(*index);
+                promise->finish();
+              } else {
+                failPromise(*promise, error, m_node ? m_node->leader() : raft::kNoNode);
+              }
+            });
         if (result != raft::ProposeResult::Accepted) {
           failPromise(
               *promise,
@@ -179,13 +214,167 @@ QFuture<raft::Index> RaftRuntime::readIndex(bool lease) {
                   .arg(QString::fromUtf8(raft::toString(result).data(),
                                          static_cast<qsizetype>(raft::toString(result).size()))),
               m_node->leader());
-          return;
         }
-        m_reads.emplace(id, promise);
-        processReady();
       },
       Qt::QueuedConnection);
   return future;
+}
+
+raft::ProposeResult RaftRuntime::proposeNow(std::string data, const AcceptedCallback& accepted) {
+  if (!usable()) return raft::ProposeResult::NotLeader;
+  const raft::ProposeResult result = m_node->propose(std::move(data));
+  if (result != raft::ProposeResult::Accepted) return result;
+  if (accepted) accepted(m_node->status().lastIndex, m_node->term());
+  flushSoon();
+  return result;
+}
+
+raft::ProposeResult RaftRuntime::proposeChangeNow(const raft::ConfigChange& change,
+                                                  const QString& address) {
+  if (!usable()) return raft::ProposeResult::NotLeader;
+  const raft::ProposeResult result = m_node->proposeChange(change, address.toStdString());
+  if (result == raft::ProposeResult::Accepted) flushSoon();
+  return result;
+}
+
+raft::ProposeResult RaftRuntime::readIndexNow(bool lease, ReadCallback done) {
+  if (!usable()) return raft::ProposeResult::NotLeader;
+  const std::uint64_t id = m_nextReadId++;
+  const raft::ProposeResult result =
+      m_node->readIndex(id, lease ? raft::ReadMode::Lease : raft::ReadMode::ReadIndex);
+  if (result != raft::ProposeResult::Accepted) return result;
+  m_reads.emplace(id, std::move(done));
+  flushSoon();
+  return result;
+}
+
+raft::ProposeResult RaftRuntime::transferLeadershipNow(raft::NodeId target) {
+  if (!usable()) return raft::ProposeResult::NotLeader;
+  const raft::ProposeResult result = m_node->transferLeadership(target);
+  if (result == raft::ProposeResult::Accepted) flushSoon();
+  return result;
+}
+
+raft::Status RaftRuntime::statusNow() const { return m_node ? m_node->status() : raft::Status{}; }
+
+std::uint64_t RaftRuntime::logBytesNow() const { return m_storage ? m_storage->logBytes() : 0; }
+
+QString RaftRuntime::addressOf(raft::NodeId id) const {
+  auto found = m_addresses.find(id);
+  return found == m_addresses.end() ? QString() : found->second;
+}
+
+bool RaftRuntime::sendToClient(quint64 connection, const wire::Frame& frame) {
+  return m_transport && m_transport->sendToClient(connection, frame);
+}
+
+void RaftRuntime::closeClient(quint64 connection) {
+  if (m_transport) m_transport->closeClient(connection);
+}
+
+void RaftRuntime::flushSoon() {
+  if (m_flushQueued) return;
+  m_flushQueued = true;
+  QMetaObject::invokeMethod(
+      this,
+      [this] {
+        m_flushQueued = false;
+        processReady();
+      },
+      Qt::QueuedConnection);
+}
+
+void RaftRuntime::learnAddresses(std::map<raft::NodeId, QString> addresses) {
+  QMetaObject::invokeMethod(
+      this,
+      [this, addresses = std::move(addresses)] {
+        std::map<raft::NodeId, QString> next = m_addresses;
+        for (const auto& [id, address] : addresses) {
+          if (id != raft::kNoNode && parseEndpoint(address)) next[id] = address;
+        }
+        setAddresses(std::move(next));
+      },
+      Qt::QueuedConnection);
+}
+
+void RaftRuntime::setAddresses(std::map<raft::NodeId, QString> addresses) {
+  addresses[m_config.id] = m_config.address;
+  if (addresses == m_addresses) return;
+  m_addresses = std::move(addresses);
+  if (m_transport) m_transport->setPeers(m_addresses);
+  saveAddresses();
+  QMutexLocker lock(&m_state->mutex);
+  m_state->addresses = m_addresses;
+}
+
+void RaftRuntime::applyAddressChange(const raft::Entry& entry) {
+  if (entry.type != raft::EntryType::ConfigChange) return;
+  std::map<raft::NodeId, QString> next = m_addresses;
+  const raft::NodeId node = entry.change.node;
+  if (entry.change.kind == raft::ConfigChange::Kind::Remove) {
+    if (node != m_config.id) next.erase(node);
+  } else if (!entry.data.empty()) {
+    const QString address = QString::fromStdString(entry.data);
+    if (parseEndpoint(address) && nodeIdOf(address) == node) next[node] = address;
+  }
+  setAddresses(std::move(next));
+}
+
+/// The members' addresses, kept next to the storage so that a restarted
+/// server knows where its peers listen (the log's membership has ids only).
+static QString membersFile(const ServerConfig& config) {
+  return QDir(config.dataDirectory).filePath(QStringLiteral("members"));
+}
+
+void RaftRuntime::loadAddresses() {
+  if (m_config.storageLevel != storage::StorageLevel::Disk) return;
+  QFile file(membersFile(m_config));
+  if (!file.open(QIODevice::ReadOnly)) return;
+  for (const QByteArray& line : file.readAll().split('\n')) {
+    const QString address = QString::fromUtf8(line).trimmed();
+    if (address.isEmpty()) continue;
+    if (!parseEndpoint(address)) {
+      qCWarning(lcServer) << "node" << m_config.id << "ignores the invalid address" << address
+                          << "in" << membersFile(m_config);
+      continue;
+    }
+    m_addresses[nodeIdOf(address)] = address;
+  }
+}
+
+void RaftRuntime::saveAddresses() {
+  if (m_config.storageLevel != storage::StorageLevel::Disk) return;
+  QSaveFile file(membersFile(m_config));
+  QByteArray text;
+  for (const auto& [id, address] : m_addresses) text += address.toUtf8() + '\n';
+  if (!file.open(QIODevice::WriteOnly) || file.write(text) != text.size() || !file.commit()) {
+    qCWarning(lcServer) << "node" << m_config.id << "cannot save the member addresses in"
+                        << membersFile(m_config);
+  }
+}
+
+std::string RaftRuntime::wrapSnapshot(std::string state) const {
+  serverlog::RuntimeSnapshot snapshot;
+  for (const auto& [id, address] : m_addresses) {
+    (*snapshot.mutable_addresses())[id] = address.toStdString();
+  }
+  snapshot.set_state(std::move(state));
+  return snapshot.SerializeAsString();
+}
+
+std::string RaftRuntime::unwrapSnapshot(const std::string& data) {
+  serverlog::RuntimeSnapshot snapshot;
+  if (!snapshot.ParseFromString(data)) {
+    // The executor rejects what it cannot read and stops loudly.
+    return data;
+  }
+  std::map<raft::NodeId, QString> next = m_addresses;
+  for (const auto& [id, address] : snapshot.addresses()) {
+    const QString text = QString::fromStdString(address);
+    if (parseEndpoint(text) && nodeIdOf(text) == id) next[id] = text;
+  }
+  setAddresses(std::move(next));
+  return std::move(*snapshot.mutable_state());
 }
 
 void RaftRuntime::storeSnapshot(raft::Index index, std::string data) {
@@ -202,7 +391,9 @@ void RaftRuntime::storeSnapshot(raft::Index index, std::string data) {
         meta.membership = m_node->membershipAt(index);
         meta.size = data.size();
         try {
-          m_storage->takeSnapshot(meta, data, m_config.snapshotKeepEntries);
+          const std::string wrapped = wrapSnapshot(data);
+          meta.size = wrapped.size();
+          m_storage->takeSnapshot(meta, wrapped, m_config.snapshotKeepEntries);
           m_node->snapshotTaken(index);
         } catch (const std::exception& error) {
           fail(QStringLiteral("cannot store the snapshot at %1: %2")
@@ -219,8 +410,7 @@ void RaftRuntime::storeSnapshot(raft::Index index, std::string data) {
 void RaftRuntime::failReads(const QString& message) {
   auto reads = std::move(m_reads);
   m_reads.clear();
-  const raft::NodeId leader = m_node ? m_node->leader() : raft::kNoNode;
-  for (auto& [id, promise] : reads) failPromise(*promise, message, leader);
+  for (auto& [id, done] : reads) done(std::nullopt, message);
 }
 
 QFuture<void> RaftRuntime::bootstrap(std::map<raft::NodeId, QString> members) {
@@ -253,9 +443,7 @@ QFuture<void> RaftRuntime::bootstrap(std::map<raft::NodeId, QString> members) {
         }
         raft::Membership membership;
         for (const auto& [id, address] : members) membership.voters.push_back(id);
-        m_config.peers = members;
-        m_config.peers.erase(m_config.id);
-        m_transport->setPeers(m_config.peers);
+        setAddresses(members);
         try {
           createNode(membership);
         } catch (const std::exception& error) {
@@ -281,6 +469,7 @@ void RaftRuntime::onTick() {
     return;
   }
   processReady();
+  if (m_clientHandler && usable()) m_clientHandler->onTick();
 }
 
 void RaftRuntime::onMessage(raft::Message&& message) {
@@ -322,25 +511,29 @@ void RaftRuntime::processReady() {
         }
         if (m_callbacks.roleChanged)
           m_callbacks.roleChanged(*ready.role, m_node->term(), ready.leader);
+        if (m_clientHandler)
+          m_clientHandler->onRoleChanged(*ready.role, m_node->term(), ready.leader);
       }
-      if (ready.snapshot && m_callbacks.installSnapshot) {
-        m_callbacks.installSnapshot(*ready.snapshot, m_storage->snapshotData());
+      if (ready.snapshot) {
+        std::string state = unwrapSnapshot(m_storage->snapshotData());
+        if (m_callbacks.installSnapshot) m_callbacks.installSnapshot(*ready.snapshot, state);
       }
       std::vector<raft::NodeId> unreachable;
       for (raft::Message& message : ready.messages) {
         const raft::NodeId to = message.to;
         if (!m_transport->send(std::move(message))) unreachable.push_back(to);
       }
-      if (m_callbacks.apply) {
-        for (const raft::Entry& entry : ready.committed) m_callbacks.apply(entry);
+      for (const raft::Entry& entry : ready.committed) {
+        applyAddressChange(entry);
+        if (m_callbacks.apply) m_callbacks.apply(entry);
       }
       for (const raft::ReadState& read : ready.reads) {
         if (m_callbacks.read) m_callbacks.read(read);
         const auto it = m_reads.find(read.requestId);
         if (it != m_reads.end()) {
-          it->second->addResult(read.index);
-          it->second->finish();
+          ReadCallback done = std::move(it->second);
           m_reads.erase(it);
+          done(read.index, QString());
         }
       }
       m_node->advance(ready);
@@ -375,10 +568,13 @@ void RaftRuntime::publish() {
     peers = m_transport->connectedPeers();
     rejected = m_transport->rejectedConnections();
   }
+  const std::uint64_t logBytes = logBytesNow();
   QMutexLocker lock(&m_state->mutex);
   m_state->status = std::move(status);
   if (!m_failed) m_state->connectedPeers = std::move(peers);
   m_state->rejectedConnections = rejected;
+  m_state->logBytes = logBytes;
+  m_state->addresses = m_addresses;
 }
 
 }  // namespace copycat::server

@@ -20,9 +20,14 @@
 
 class QTimer;
 
+namespace copycat::wire {
+class Frame;
+}
+
 namespace copycat::server {
 
 class PeerTransport;
+class RaftRuntime;
 
 /// The error a server future fails with: the server is not running, the
 /// node is not the leader (see `leader`), or a request made no sense.
@@ -64,6 +69,22 @@ struct RuntimeCallbacks {
 /// before anything of it can be committed: the index and term of its entry.
 using AcceptedCallback = std::function<void(raft::Index index, raft::Term term)>;
 
+/// The layer that serves client connections (ClientService). The runtime
+/// creates it on its own thread once it started and calls it only there.
+class ClientHandler {
+ public:
+  virtual ~ClientHandler() = default;
+  /// A request on client connection `connection` (see PeerTransport).
+  virtual void onClientFrame(quint64 connection, wire::Frame& frame) = 0;
+  virtual void onClientClosed(quint64 connection) = 0;
+  /// The role or the known leader changed (after the batch was persisted).
+  virtual void onRoleChanged(raft::Role role, raft::Term term, raft::NodeId leader) = 0;
+  /// Every tick of the runtime's timer.
+  virtual void onTick() = 0;
+};
+
+using ClientHandlerFactory = std::function<std::unique_ptr<ClientHandler>(RaftRuntime& runtime)>;
+
 /// The runtime's published state, written on the runtime's thread after each
 /// Ready batch and read from any thread.
 struct RuntimeState {
@@ -75,6 +96,9 @@ struct RuntimeState {
   std::vector<raft::NodeId> connectedPeers;
   std::uint64_t rejectedConnections = 0;
   quint16 listenPort = 0;
+  std::uint64_t logBytes = 0;
+  /// Every member address this server knows (itself included).
+  std::map<raft::NodeId, QString> addresses;
 };
 
 /// Runs one raft::Node on the thread it lives on: a QTimer ticks the core
@@ -90,7 +114,7 @@ class RaftRuntime : public QObject {
 
  public:
   RaftRuntime(const ServerConfig& config, RuntimeCallbacks callbacks,
-              std::shared_ptr<RuntimeState> state);
+              std::shared_ptr<RuntimeState> state, ClientHandlerFactory clientHandler = {});
   ~RaftRuntime() override;
 
   /// Opens storage, listens, creates the core and starts ticking. A storage
@@ -121,6 +145,30 @@ class RaftRuntime : public QObject {
   /// Founds a new cluster of `members` (id -> "host:port", this server among
   /// them) on an empty storage. Fails with ServerError otherwise.
   QFuture<void> bootstrap(std::map<raft::NodeId, QString> members);
+  /// Adds member addresses learned elsewhere (a join reply). Any thread.
+  void learnAddresses(std::map<raft::NodeId, QString> addresses);
+
+  // --- For the client handler: on the runtime's thread only ---------------
+
+  /// Appends `data` at the leader without waiting; `accepted` runs at once
+  /// with the entry's index and term. The batch is persisted and sent when
+  /// control returns to the event loop, together with every other proposal
+  /// made meanwhile (group commit).
+  raft::ProposeResult proposeNow(std::string data, const AcceptedCallback& accepted);
+  /// A membership change; `address` travels in the entry so that every
+  /// member learns where the server listens.
+  raft::ProposeResult proposeChangeNow(const raft::ConfigChange& change, const QString& address);
+  /// `done` gets the read index, or nothing and why when leadership is lost.
+  using ReadCallback = std::function<void(std::optional<raft::Index> index, const QString& error)>;
+  raft::ProposeResult readIndexNow(bool lease, ReadCallback done);
+  raft::ProposeResult transferLeadershipNow(raft::NodeId target);
+  raft::Status statusNow() const;
+  std::uint64_t logBytesNow() const;
+  const std::map<raft::NodeId, QString>& addresses() const { return m_addresses; }
+  QString addressOf(raft::NodeId id) const;
+  bool sendToClient(quint64 connection, const wire::Frame& frame);
+  void closeClient(quint64 connection);
+  const ServerConfig& config() const { return m_config; }
 
  private:
   void createNode(const raft::Membership& initial);
@@ -131,6 +179,13 @@ class RaftRuntime : public QObject {
   void publish();
   void failReads(const QString& message);
   bool usable() const { return m_node && !m_failed; }
+  void flushSoon();
+  void applyAddressChange(const raft::Entry& entry);
+  void setAddresses(std::map<raft::NodeId, QString> addresses);
+  void loadAddresses();
+  void saveAddresses();
+  std::string wrapSnapshot(std::string state) const;
+  std::string unwrapSnapshot(const std::string& data);
 
   ServerConfig m_config;
   RuntimeCallbacks m_callbacks;
@@ -142,7 +197,11 @@ class RaftRuntime : public QObject {
   std::optional<raft::Role> m_lastRole;
   bool m_failed = false;
   std::uint64_t m_nextReadId = 1;
-  std::map<std::uint64_t, std::shared_ptr<QPromise<raft::Index>>> m_reads;
+  std::map<std::uint64_t, ReadCallback> m_reads;
+  std::map<raft::NodeId, QString> m_addresses;
+  ClientHandlerFactory m_clientHandlerFactory;
+  std::unique_ptr<ClientHandler> m_clientHandler;
+  bool m_flushQueued = false;
 };
 
 }  // namespace copycat::server

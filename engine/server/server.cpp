@@ -4,11 +4,9 @@
 #include <stdexcept>
 
 #include <QDateTime>
-#include <QDir>
-#include <QFile>
 #include <QPromise>
-#include <QSaveFile>
 
+#include "engine/server/client_service.h"
 #include "engine/server/state_machine_executor.h"
 
 namespace copycat::server {
@@ -32,6 +30,8 @@ QFuture<void> readyVoid() {
   return future;
 }
 
+using ResultPromise = QPromise<Expected<std::string>>;
+
 /// Fails `promise` with the ServerError (or cancellation) of `future`.
 template <typename T>
 void forwardFailure(QFuture<T>& future, const std::shared_ptr<ResultPromise>& promise) {
@@ -53,32 +53,18 @@ void forwardFailure(QFuture<T>& future, const std::shared_ptr<ResultPromise>& pr
       });
 }
 
-/// The members' addresses, kept next to the storage so that a restarted
-/// server knows where its peers listen (the log's membership has ids only).
-QString membersFile(const ServerConfig& config) {
-  return QDir(config.dataDirectory).filePath(QStringLiteral("members"));
-}
-
-bool saveMembers(const ServerConfig& config, const QStringList& members) {
-  if (config.storageLevel != storage::StorageLevel::Disk) return true;
-  QSaveFile file(membersFile(config));
-  if (!file.open(QIODevice::WriteOnly)) return false;
-  file.write(members.join(QLatin1Char('\n')).toUtf8() + '\n');
-  return file.commit();
-}
-
-std::map<raft::NodeId, QString> loadPeers(const ServerConfig& config) {
-  std::map<raft::NodeId, QString> peers;
-  if (config.storageLevel != storage::StorageLevel::Disk) return peers;
-  QFile file(membersFile(config));
-  if (!file.open(QIODevice::ReadOnly)) return peers;
-  for (const QByteArray& line : file.readAll().split('\n')) {
-    const QString address = QString::fromUtf8(line).trimmed();
-    if (address.isEmpty()) continue;
-    const raft::NodeId id = Server::idOf(address);
-    if (id != config.id) peers[id] = address;
-  }
-  return peers;
+/// Completes `promise` with an outcome: the operation's result or error, or
+/// a ServerError when the outcome is unknown or the server stopped.
+OutcomeCallback completing(std::shared_ptr<ResultPromise> promise) {
+  return [promise = std::move(promise)](Outcome outcome) {
+    if (!outcome.result.ok() && (outcome.result.error().code == ErrorCode::Unavailable ||
+                                 outcome.result.error().code == ErrorCode::Closed)) {
+      promise->setException(ServerError(QString::fromStdString(outcome.result.error().message)));
+    } else {
+      promise->addResult(std::move(outcome.result));
+    }
+    promise->finish();
+  };
 }
 
 }  // namespace
@@ -119,6 +105,11 @@ Server::Builder& Server::Builder::withElectionTimeout(std::chrono::milliseconds 
 
 Server::Builder& Server::Builder::withHeartbeatInterval(std::chrono::milliseconds interval) {
   m_heartbeatInterval = interval;
+  return *this;
+}
+
+Server::Builder& Server::Builder::withSessionTimeout(std::chrono::milliseconds timeout) {
+  m_sessionTimeout = timeout;
   return *this;
 }
 
@@ -170,6 +161,10 @@ std::unique_ptr<Server> Server::Builder::build() {
   config.segmentBytes = m_segmentBytes;
   config.snapshotEntries = m_snapshotEntries;
   config.clusterId = m_clusterId;
+  if (m_sessionTimeout.count() <= 0) {
+    throw std::invalid_argument("the session timeout must be positive");
+  }
+  config.sessionTimeoutMs = static_cast<std::uint64_t>(m_sessionTimeout.count());
   // One tick is the heartbeat interval, up to 50 ms; longer heartbeats span
   // several ticks.
   const auto heartbeat = static_cast<int>(m_heartbeatInterval.count());
@@ -186,15 +181,7 @@ std::unique_ptr<Server> Server::Builder::build() {
 
 // --- Server ----------------------------------------------------------------
 
-raft::NodeId Server::idOf(const QString& address) {
-  // FNV-1a over the address text: every member derives the same id.
-  std::uint64_t hash = 14695981039346656037ull;
-  for (const char byte : address.trimmed().toLower().toUtf8()) {
-    hash ^= static_cast<unsigned char>(byte);
-    hash *= 1099511628211ull;
-  }
-  return hash == raft::kNoNode ? 1 : hash;
-}
+raft::NodeId Server::idOf(const QString& address) { return nodeIdOf(address); }
 
 Server::Server(ServerConfig config, QString name, StateMachineFactory factory,
                std::shared_ptr<const Serializer> serializer)
@@ -212,14 +199,21 @@ bool Server::ensureStarted(QString* error) {
     *error = QStringLiteral("the state machine factory returned null");
     return false;
   }
-  ServerConfig config = m_config;
-  if (config.peers.empty()) config.peers = loadPeers(config);
-  auto node = std::make_unique<ServerNode>(config);
+  auto node = std::make_unique<ServerNode>(m_config);
   ServerNode* nodePtr = node.get();
+  auto relay = std::make_shared<EventRelay>();
   auto executor = std::make_unique<StateMachineExecutor>(
       std::move(machine), m_serializer, m_config.snapshotEntries,
-      [nodePtr](Index index, std::string data) { nodePtr->storeSnapshot(index, std::move(data)); });
+      [nodePtr](Index index, std::string data) { nodePtr->storeSnapshot(index, std::move(data)); },
+      [relay](SessionId session, std::vector<StoredEvent> events) {
+        relay->deliver(session, std::move(events));
+      });
   StateMachineExecutor* exec = executor.get();
+  node->setClientHandlerFactory(
+      [this, exec, relay](RaftRuntime& runtime) -> std::unique_ptr<ClientHandler> {
+        return std::make_unique<ClientService>(
+            runtime, *exec, m_serializer, [this] { return nextTimestamp(); }, relay);
+      });
   RuntimeCallbacks callbacks;
   callbacks.apply = [exec](const raft::Entry& entry) { exec->enqueueEntry(entry); };
   callbacks.installSnapshot = [exec](const raft::SnapshotMeta& meta, const std::string& data) {
@@ -253,13 +247,7 @@ QFuture<void> Server::bootstrap(const QStringList& members) {
   for (const QString& member : members) byId[idOf(member)] = member;
   QString error;
   if (!ensureStarted(&error)) return failedVoid(error);
-  return m_node->bootstrap(std::move(byId))
-      .then(QtFuture::Launch::Sync, [config = m_config, members] {
-        if (!saveMembers(config, members)) {
-          throw ServerError(QStringLiteral("bootstrapped, but cannot save the member list in %1")
-                                .arg(config.dataDirectory));
-        }
-      });
+  return m_node->bootstrap(std::move(byId));
 }
 
 void Server::stopAll() {
@@ -304,10 +292,10 @@ QFuture<Expected<std::string>> Server::submit(TypeId typeId, std::string bytes,
   StateMachineExecutor* exec = m_executor.get();
 
   if (info->kind == OperationKind::Command) {
-    std::string data = encodeLogOperation(nextTimestamp(), 0, typeId, bytes);
+    std::string data = encodeLogOperation(nextTimestamp(), 0, 0, typeId, bytes);
     QFuture<raft::Index> appended =
         m_node->propose(std::move(data), [exec, promise](raft::Index index, raft::Term term) {
-          exec->enqueueWaiter(index, term, promise);
+          exec->enqueueWaiter(index, term, completing(promise));
         });
     forwardFailure(appended, promise);
     return future;
@@ -315,16 +303,17 @@ QFuture<Expected<std::string>> Server::submit(TypeId typeId, std::string bytes,
 
   const Consistency level = consistency.value_or(info->defaultConsistency);
   if (level == Consistency::Sequential) {
-    exec->enqueueRead(minIndex, typeId, std::move(bytes), promise);
+    exec->enqueueRead(minIndex, 0, 0, typeId, std::move(bytes), completing(promise));
     return future;
   }
   QFuture<raft::Index> read = m_node->readIndex(level == Consistency::LinearizableLease);
-  QFuture<raft::Index> served =
-      read.then(QtFuture::Launch::Sync,
-                [exec, promise, typeId, bytes = std::move(bytes)](raft::Index index) mutable {
-                  exec->enqueueRead(index, typeId, std::move(bytes), promise);
-                  return index;
-                });
+  QFuture<raft::Index> served = read.then(
+      QtFuture::Launch::Sync,
+      [exec, promise, typeId, minIndex, bytes = std::move(bytes)](raft::Index index) mutable {
+        exec->enqueueRead(std::max(index, minIndex), 0, 0, typeId, std::move(bytes),
+                          completing(promise));
+        return index;
+      });
   forwardFailure(served, promise);
   return future;
 }

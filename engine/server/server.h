@@ -61,6 +61,9 @@ class Server {
                          std::uint64_t snapshotEntries = 10000);
     Builder& withElectionTimeout(std::chrono::milliseconds timeout);
     Builder& withHeartbeatInterval(std::chrono::milliseconds interval);
+    /// How long a client session lives without a keep-alive when the client
+    /// asks for no timeout of its own (log time).
+    Builder& withSessionTimeout(std::chrono::milliseconds timeout);
     Builder& withClusterId(std::string clusterId);
     Builder& withName(QString name);
     /// Adjusts the runtime configuration directly (tests, tools).
@@ -83,6 +86,7 @@ class Server {
     std::uint64_t m_snapshotEntries = 10000;
     std::chrono::milliseconds m_electionTimeout{500};
     std::chrono::milliseconds m_heartbeatInterval{50};
+    std::chrono::milliseconds m_sessionTimeout{5000};
     std::string m_clusterId;
     std::vector<std::function<void(ServerConfig&)>> m_tweaks;
   };

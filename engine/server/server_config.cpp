@@ -22,4 +22,14 @@ std::optional<Endpoint> parseEndpoint(const QString& address) {
   return endpoint;
 }
 
+raft::NodeId nodeIdOf(const QString& address) {
+  // FNV-1a over the address text: every member derives the same id.
+  std::uint64_t hash = 14695981039346656037ull;
+  for (const char byte : address.trimmed().toLower().toUtf8()) {
+    hash ^= static_cast<unsigned char>(byte);
+    hash *= 1099511628211ull;
+  }
+  return hash == raft::kNoNode ? 1 : hash;
+}
+
 }  // namespace copycat::server

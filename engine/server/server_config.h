@@ -23,6 +23,9 @@ struct Endpoint {
 /// Returns nothing when the text is not such an address or the port is 0.
 std::optional<Endpoint> parseEndpoint(const QString& address);
 
+/// The member id every server derives from its "host:port" address.
+raft::NodeId nodeIdOf(const QString& address);
+
 /// Everything one server needs to run its consensus core. Addresses are
 /// "host:port"; the server listens on `address` and makes its outgoing peer
 /// connections from that host, so that a firewall rule on an address acts as
@@ -50,6 +53,11 @@ struct ServerConfig {
   /// snapshot so that slightly lagging followers need no InstallSnapshot.
   std::uint64_t snapshotEntries = 10000;
   raft::Index snapshotKeepEntries = 100;
+  /// Session timeout the cluster applies when a client asks for none.
+  std::uint64_t sessionTimeoutMs = 5000;
+  /// Test fault layer: the fraction of OperationReply frames to clients that
+  /// the transport silently drops (0 in production).
+  double clientReplyDropRate = 0;
   /// Disk level: the file layer (tests inject faults through it); null uses
   /// the real POSIX files. Used only on the server's thread.
   storage::FileSystem* fileSystem = nullptr;

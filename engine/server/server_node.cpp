@@ -33,7 +33,7 @@ bool ServerNode::start() {
   }
   m_thread = std::make_unique<QThread>();
   m_thread->setObjectName(QStringLiteral("copycat-server-%1").arg(m_config.id));
-  m_runtime = new RaftRuntime(m_config, m_callbacks, m_state);
+  m_runtime = new RaftRuntime(m_config, m_callbacks, m_state, m_clientHandlerFactory);
   m_runtime->moveToThread(m_thread.get());
   m_thread->start();
   bool started = false;
@@ -78,6 +78,25 @@ void ServerNode::storeSnapshot(raft::Index index, std::string data) {
 QFuture<void> ServerNode::bootstrap(std::map<raft::NodeId, QString> members) {
   if (!m_runtime) return failedFuture<void>(QStringLiteral("the server is not running"));
   return m_runtime->bootstrap(std::move(members));
+}
+
+void ServerNode::learnAddresses(std::map<raft::NodeId, QString> addresses) {
+  if (m_runtime) m_runtime->learnAddresses(std::move(addresses));
+}
+
+std::map<raft::NodeId, QString> ServerNode::addresses() const {
+  QMutexLocker lock(&m_state->mutex);
+  return m_state->addresses;
+}
+
+std::uint64_t ServerNode::logBytes() const {
+  QMutexLocker lock(&m_state->mutex);
+  return m_state->logBytes;
+}
+
+quint16 ServerNode::listenPort() const {
+  QMutexLocker lock(&m_state->mutex);
+  return m_state->listenPort;
 }
 
 bool ServerNode::isRunning() const {

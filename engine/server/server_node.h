@@ -31,6 +31,11 @@ class ServerNode {
 
   /// Set before start(); invoked on the runtime's thread.
   void setCallbacks(RuntimeCallbacks callbacks) { m_callbacks = std::move(callbacks); }
+  /// Set before start(): creates the client connection handler on the
+  /// runtime's thread.
+  void setClientHandlerFactory(ClientHandlerFactory factory) {
+    m_clientHandlerFactory = std::move(factory);
+  }
 
   /// Starts the thread, opens storage and listens. Returns false (see
   /// failure()) when the server could not start; it is then stopped.
@@ -50,6 +55,8 @@ class ServerNode {
   /// Must not race with stop().
   void storeSnapshot(raft::Index index, std::string data);
   QFuture<void> bootstrap(std::map<raft::NodeId, QString> members);
+  /// See RaftRuntime::learnAddresses.
+  void learnAddresses(std::map<raft::NodeId, QString> addresses);
 
   const ServerConfig& config() const { return m_config; }
   bool isRunning() const;
@@ -58,10 +65,15 @@ class ServerNode {
   QString failure() const;
   std::vector<raft::NodeId> connectedPeers() const;
   std::uint64_t rejectedConnections() const;
+  /// Every member address this server knows (itself included).
+  std::map<raft::NodeId, QString> addresses() const;
+  std::uint64_t logBytes() const;
+  quint16 listenPort() const;
 
  private:
   ServerConfig m_config;
   RuntimeCallbacks m_callbacks;
+  ClientHandlerFactory m_clientHandlerFactory;
   std::shared_ptr<RuntimeState> m_state;
   std::unique_ptr<QThread> m_thread;
   RaftRuntime* m_runtime = nullptr;

@@ -10,54 +10,70 @@
 #include <mutex>
 #include <string>
 
-#include <QFuture>
-#include <QPromise>
 #include <QString>
 #include <QThread>
 
 #include "engine/api/serializer.h"
 #include "engine/api/state_machine.h"
 #include "engine/raft/types.h"
+#include "engine/server/session_table.h"
+
+namespace copycat::serverlog {
+class LogOperation;
+}
 
 namespace copycat::server {
 
-/// What a proposer (or a reader) eventually receives: the operation's encoded
-/// result or its error; the future fails with ServerError when the outcome
-/// is unknown (leadership lost, entry replaced, server stopped).
-using ResultPromise = QPromise<Expected<std::string>>;
+/// Receives an operation's outcome, on the executor's thread. Besides the
+/// state machine's own errors: Unavailable when the outcome is unknown
+/// (leadership lost, the entry replaced or superseded by a snapshot) or a
+/// session command arrived before an earlier one, SessionExpired for a
+/// session that is not open, Closed when the server stopped.
+using OutcomeCallback = std::function<void(Outcome)>;
 
-/// Encodes the payload of a Normal entry (server_log.proto).
-std::string encodeLogOperation(std::int64_t timestampMs, SessionId session, TypeId typeId,
-                               std::string_view bytes);
+/// Encodes the payload of a Normal entry carrying an operation
+/// (server_log.proto).
+std::string encodeLogOperation(std::int64_t timestampMs, SessionId session, std::uint64_t sequence,
+                               TypeId typeId, std::string_view bytes);
 
-/// Runs the user's StateMachine on a thread of its own. The runtime feeds it
-/// committed entries in log order through enqueueEntry() and never waits for
-/// it, so a slow state machine delays no heartbeat. Every enqueue* function
-/// may be called from any thread; the tasks run in the order they were
-/// enqueued. After stop() every enqueue is ignored.
+/// Runs the user's StateMachine and the replicated session table on a thread
+/// of its own. The runtime feeds it committed entries in log order through
+/// enqueueEntry() and never waits for it, so a slow state machine delays no
+/// heartbeat. Every enqueue* function may be called from any thread; the
+/// tasks run in the order they were enqueued. After stop() every enqueue is
+/// ignored and every pending callback receives Closed.
 class StateMachineExecutor : public QThread {
  public:
   /// Receives a snapshot taken at applied index `index` (on this thread).
   using SnapshotSink = std::function<void(Index index, std::string data)>;
+  /// Receives the events an applied entry published to a session, in order
+  /// (on this thread, before the outcome of that entry is delivered).
+  using EventSink = std::function<void(SessionId session, std::vector<StoredEvent> events)>;
 
   StateMachineExecutor(std::unique_ptr<StateMachine> machine,
                        std::shared_ptr<const Serializer> serializer, std::uint64_t snapshotEntries,
-                       SnapshotSink snapshotSink);
+                       SnapshotSink snapshotSink, EventSink eventSink = {});
   ~StateMachineExecutor() override;
 
-  /// A committed entry: Normal entries carry an operation (applyCommand),
-  /// the others only advance the index (tick at the current log time).
+  /// A committed entry: Normal entries carry a LogEntry (an operation or a
+  /// session change); the others only advance the index (tick at the current
+  /// log time).
   void enqueueEntry(const raft::Entry& entry);
   /// Replaces the state with a snapshot (from the leader, or at restart).
   void enqueueInstall(Index index, std::string data);
-  /// Commit tracking: `promise` gets the result of the entry applied at
-  /// `index` if its term is `term`, and fails otherwise.
-  void enqueueWaiter(Index index, raft::Term term, std::shared_ptr<ResultPromise> promise);
-  /// Fails every waiter still pending: their outcome is unknown.
+  /// Commit tracking: `done` gets the outcome of the entry applied at `index`
+  /// if its term is `term`, and Unavailable otherwise.
+  void enqueueWaiter(Index index, raft::Term term, OutcomeCallback done);
+  /// Every waiter still pending gets Unavailable: its outcome is unknown.
   void enqueueLeadershipLost();
-  /// Serves a query with applyQuery once the applied index reaches `index`.
-  void enqueueRead(Index index, TypeId typeId, std::string bytes,
-                   std::shared_ptr<ResultPromise> promise);
+  /// Serves a query with applyQuery once the applied index reaches `index`
+  /// and, for a session, its command `sequence` was applied.
+  void enqueueRead(Index index, SessionId session, std::uint64_t sequence, TypeId typeId,
+                   std::string bytes, OutcomeCallback done);
+  /// Hands the events kept for `session` above `after` to `done` (nothing
+  /// for an unknown session).
+  void enqueueEventsAfter(SessionId session, Index after,
+                          std::function<void(std::vector<StoredEvent>)> done);
 
   /// Stops the thread after the task in progress and fails what is pending.
   void stop();
@@ -67,6 +83,8 @@ class StateMachineExecutor : public QThread {
   std::int64_t appliedTimeMs() const { return m_timeMs.load(); }
   /// Number of snapshots taken by this executor.
   std::uint64_t snapshotsTaken() const { return m_snapshots.load(); }
+  /// Number of open client sessions.
+  std::size_t sessionCount() const { return m_sessionCount.load(); }
   /// Set when the state machine cannot go on (a snapshot it rejected).
   QString failure() const;
 
@@ -76,25 +94,34 @@ class StateMachineExecutor : public QThread {
  private:
   struct Waiter {
     raft::Term term = 0;
-    std::shared_ptr<ResultPromise> promise;
+    OutcomeCallback done;
   };
   struct Read {
+    Index index = 0;
+    SessionId session = 0;
+    std::uint64_t sequence = 0;
     TypeId typeId = 0;
     std::string bytes;
-    std::shared_ptr<ResultPromise> promise;
+    OutcomeCallback done;
   };
 
   void post(std::function<void()> task);
   void apply(const raft::Entry& entry);
+  Outcome applyLogEntry(const raft::Entry& entry, const std::string& data);
+  Outcome applyOperation(Index index, LogTime time, const serverlog::LogOperation& operation);
+  void deliverEvents();
   void install(Index index, const std::string& data);
+  void maybeSnapshot();
   void serveReads();
-  void failAll(const QString& message);
+  void failAll(ErrorCode code, const QString& message);
   void setFailure(const QString& message);
+  void publishCounters();
 
   std::unique_ptr<StateMachine> m_machine;
   std::shared_ptr<const Serializer> m_serializer;
   std::uint64_t m_snapshotEntries;
   SnapshotSink m_snapshotSink;
+  EventSink m_eventSink;
 
   mutable std::mutex m_mutex;
   std::condition_variable m_wake;
@@ -103,14 +130,16 @@ class StateMachineExecutor : public QThread {
   QString m_failure;
 
   // Executor thread only.
+  SessionTable m_sessions;
   std::map<Index, Waiter> m_waiters;
-  std::multimap<Index, Read> m_reads;
+  std::vector<Read> m_reads;
   std::uint64_t m_sinceSnapshot = 0;
   bool m_broken = false;
 
   std::atomic<Index> m_applied{0};
   std::atomic<std::int64_t> m_timeMs{0};
   std::atomic<std::uint64_t> m_snapshots{0};
+  std::atomic<std::size_t> m_sessionCount{0};
 };
 
 }  // namespace copycat::server
