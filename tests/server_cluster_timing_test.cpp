@@ -38,6 +38,8 @@ constexpr int kLeaderTimeoutMs = 10000;
 constexpr int kCommitTimeoutMs = 10000;
 
 using copycat::testing::freePorts;
+using copycat::testing::hasErrorFrame;
+using copycat::testing::RawConnection;
 
 /// The data of the Normal entries one node applied, in order.
 struct AppliedLog {
@@ -207,35 +209,6 @@ class Cluster {
   std::map<NodeId, std::shared_ptr<AppliedLog>> m_logs;
 };
 
-/// A raw TCP connection to a server, recording every byte it receives.
-class RawConnection {
- public:
-  explicit RawConnection(quint16 port) {
-    QObject::connect(&m_socket, &QTcpSocket::readyRead,
-                     [this] { m_received += m_socket.readAll(); });
-    m_socket.connectToHost(QHostAddress::LocalHost, port);
-  }
-  QTcpSocket& socket() { return m_socket; }
-  bool connected() const { return m_socket.state() == QAbstractSocket::ConnectedState; }
-  bool closed() const { return m_socket.state() == QAbstractSocket::UnconnectedState; }
-  void send(const QByteArray& bytes) { m_socket.write(bytes); }
-  void send(const wire::Frame& frame) {
-    const std::string bytes = copycat::protocol::FrameEncoder().encode(frame);
-    m_socket.write(bytes.data(), static_cast<qint64>(bytes.size()));
-  }
-  std::vector<wire::Frame> frames() const {
-    copycat::protocol::FrameDecoder decoder;
-    decoder.feed(m_received.constData(), static_cast<std::size_t>(m_received.size()));
-    std::vector<wire::Frame> frames;
-    while (std::optional<wire::Frame> frame = decoder.next()) frames.push_back(std::move(*frame));
-    return frames;
-  }
-
- private:
-  QTcpSocket m_socket;
-  QByteArray m_received;
-};
-
 wire::Frame handshake(const std::string& clusterId, NodeId node) {
   wire::Frame frame;
   wire::Handshake* body = frame.mutable_handshake();
@@ -245,13 +218,6 @@ wire::Frame handshake(const std::string& clusterId, NodeId node) {
   body->set_kind(wire::PEER_KIND_SERVER);
   body->set_node_id(node);
   return frame;
-}
-
-bool hasErrorFrame(const std::vector<wire::Frame>& frames, wire::ErrorCode code) {
-  for (const wire::Frame& frame : frames) {
-    if (frame.body_case() == wire::Frame::kError && frame.error().code() == code) return true;
-  }
-  return false;
 }
 
 }  // namespace

@@ -2,6 +2,6 @@
 
 namespace copycat::server {
 
-Q_LOGGING_CATEGORY(lcServer, "copycat.server")
+Q_LOGGING_CATEGORY(lcServer, "copycat.server", QtInfoMsg)
 
 }  // namespace copycat::server

@@ -114,8 +114,17 @@ void PeerTransport::setPeers(const std::map<raft::NodeId, QString>& peers) {
   }
 }
 
+void PeerTransport::setLinkCut(raft::NodeId peer, bool cut) {
+  if (cut) {
+    m_cutLinks.insert(peer);
+  } else {
+    m_cutLinks.erase(peer);
+  }
+}
+
 bool PeerTransport::send(raft::Message&& message) {
   if (m_stopped) return false;
+  if (m_cutLinks.count(message.to)) return true;  // lost on the cut link
   auto found = m_outgoing.find(message.to);
   if (found == m_outgoing.end() || found->second->state != Connection::State::Open) return false;
   Connection* connection = found->second;
@@ -457,6 +466,7 @@ void PeerTransport::deliver(Connection* connection, wire::RaftMessage&& wireMess
                std::to_string(connection->peer));
     return;
   }
+  if (m_cutLinks.count(message->from)) return;  // lost on the cut link
   if (m_handler) m_handler(std::move(*message));
 }
 

@@ -4,6 +4,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 
 #include <QObject>
@@ -77,6 +78,12 @@ class PeerTransport : public QObject {
   /// was dropped (peer unknown, not connected, or its send buffer is full).
   bool send(raft::Message&& message);
 
+  /// Fault injection (tests, the Lab): while a link is cut, every Raft
+  /// message to and from `peer` is dropped as if the network lost it; the
+  /// connections stay up. Client connections are not affected.
+  void setLinkCut(raft::NodeId peer, bool cut);
+  bool isLinkCut(raft::NodeId peer) const { return m_cutLinks.count(peer) != 0; }
+
   bool isConnected(raft::NodeId peer) const;
   std::vector<raft::NodeId> connectedPeers() const;
   /// Connections closed because of bad input or a rejected handshake.
@@ -121,6 +128,7 @@ class PeerTransport : public QObject {
   std::map<Connection*, std::shared_ptr<Connection>> m_connections;
   /// Accepted client connections by connection id.
   std::map<quint64, Connection*> m_clients;
+  std::set<raft::NodeId> m_cutLinks;
   quint64 m_nextClientId = 1;
   ClientFrameHandler m_clientFrames;
   ClientClosedHandler m_clientClosed;

@@ -297,6 +297,15 @@ void RaftRuntime::learnAddresses(std::map<raft::NodeId, QString> addresses) {
       Qt::QueuedConnection);
 }
 
+void RaftRuntime::setLinkCut(raft::NodeId peer, bool cut) {
+  QMetaObject::invokeMethod(
+      this,
+      [this, peer, cut] {
+        if (m_transport) m_transport->setLinkCut(peer, cut);
+      },
+      Qt::QueuedConnection);
+}
+
 void RaftRuntime::setAddresses(std::map<raft::NodeId, QString> addresses) {
   addresses[m_config.id] = m_config.address;
   if (addresses == m_addresses) return;

@@ -147,6 +147,9 @@ class RaftRuntime : public QObject {
   QFuture<void> bootstrap(std::map<raft::NodeId, QString> members);
   /// Adds member addresses learned elsewhere (a join reply). Any thread.
   void learnAddresses(std::map<raft::NodeId, QString> addresses);
+  /// Cuts or heals the link to `peer` (see PeerTransport::setLinkCut). Any
+  /// thread.
+  void setLinkCut(raft::NodeId peer, bool cut);
 
   // --- For the client handler: on the runtime's thread only ---------------
 

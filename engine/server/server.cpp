@@ -6,6 +6,7 @@
 #include <QDateTime>
 #include <QPromise>
 
+#include "engine/client/client.h"
 #include "engine/server/client_service.h"
 #include "engine/server/state_machine_executor.h"
 
@@ -250,8 +251,60 @@ QFuture<void> Server::bootstrap(const QStringList& members) {
   return m_node->bootstrap(std::move(byId));
 }
 
+QFuture<void> Server::join(const QStringList& members, std::chrono::milliseconds timeout) {
+  QString error;
+  if (!ensureStarted(&error)) return failedVoid(error);
+  for (const QString& member : members) {
+    if (!parseEndpoint(member)) {
+      return failedVoid(QStringLiteral("invalid member address '%1'").arg(member));
+    }
+  }
+  if (members.isEmpty()) return failedVoid(QStringLiteral("join: no member to contact"));
+  m_adminClient = client::Client::builder(members)
+                      .withClusterId(m_config.clusterId)
+                      .withTimeout(timeout)
+                      .withName(QStringLiteral("copycat-server-join"))
+                      .build();
+  ServerNode* node = m_node.get();
+  return m_adminClient->join(m_config.address)
+      .then(QtFuture::Launch::Sync, [node](Expected<client::MembershipResult> result) {
+        if (!result) {
+          throw ServerError(QStringLiteral("cannot join the cluster: %1")
+                                .arg(QString::fromStdString(result.error().message)));
+        }
+        std::map<raft::NodeId, QString> addresses;
+        for (const client::MemberInfo& member : result->members) {
+          if (!member.address.isEmpty()) addresses[member.id] = member.address;
+        }
+        node->learnAddresses(std::move(addresses));
+      });
+}
+
+QFuture<void> Server::leave(std::chrono::milliseconds timeout) {
+  if (!m_node) return failedVoid(QStringLiteral("the server is not running"));
+  QStringList members;
+  for (const auto& [id, address] : m_node->addresses()) {
+    if (id != m_config.id) members << address;
+  }
+  members << m_config.address;
+  m_adminClient = client::Client::builder(members)
+                      .withClusterId(m_config.clusterId)
+                      .withTimeout(timeout)
+                      .withName(QStringLiteral("copycat-server-leave"))
+                      .build();
+  return m_adminClient->leave(m_config.address)
+      .then(QtFuture::Launch::Sync, [](Expected<client::MembershipResult> result) {
+        if (!result) {
+          throw ServerError(QStringLiteral("cannot leave the cluster: %1")
+                                .arg(QString::fromStdString(result.error().message)));
+        }
+      });
+}
+
 void Server::stopAll() {
-  // The executor goes first: it is the only caller of storeSnapshot, which
+  // The admin client first: its continuations use the node.
+  m_adminClient.reset();
+  // Then the executor: it is the only caller of storeSnapshot, which
   // must not race with the node's stop.
   if (m_executor) m_executor->stop();
   if (m_node) m_node->stop();
@@ -317,6 +370,16 @@ QFuture<Expected<std::string>> Server::submit(TypeId typeId, std::string bytes,
   forwardFailure(served, promise);
   return future;
 }
+
+void Server::setLinkCut(raft::NodeId peer, bool cut) {
+  if (m_node) m_node->setLinkCut(peer, cut);
+}
+
+std::map<raft::NodeId, QString> Server::memberAddresses() const {
+  return m_node ? m_node->addresses() : std::map<raft::NodeId, QString>{};
+}
+
+std::uint64_t Server::logBytes() const { return m_node ? m_node->logBytes() : 0; }
 
 bool Server::isRunning() const { return m_node && m_node->isRunning(); }
 

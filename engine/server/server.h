@@ -21,6 +21,10 @@
 #include "engine/server/server_node.h"
 #include "engine/storage/disk_storage.h"
 
+namespace copycat::client {
+class Client;
+}
+
 namespace copycat::server {
 
 class StateMachineExecutor;
@@ -108,6 +112,22 @@ class Server {
   QFuture<void> bootstrap();
   /// Founds a cluster of `members` ("host:port", this server among them).
   QFuture<void> bootstrap(const QStringList& members);
+  /// Adds this server to the cluster that `members` (some of its servers,
+  /// "host:port") belong to: it starts from its empty storage, asks the
+  /// leader to add it as a passive member, receives the log or a snapshot,
+  /// and is promoted to an active member once it caught up. Finished when
+  /// the promotion committed; fails with ServerError when the cluster
+  /// refused or could not be reached within `timeout`.
+  QFuture<void> join(const QStringList& members,
+                     std::chrono::milliseconds timeout = std::chrono::seconds(60));
+  /// Removes this server from its cluster (a leader hands leadership over
+  /// first). Finished when the removal committed; the server keeps running
+  /// (and can no longer disrupt the cluster) until shutdown().
+  QFuture<void> leave(std::chrono::milliseconds timeout = std::chrono::seconds(30));
+  /// Fault injection (tests, the Lab): cuts or heals this server's link to
+  /// `peer`. While cut, Raft messages between the two are lost in both
+  /// directions (cut the link on both servers for a symmetric partition).
+  void setLinkCut(raft::NodeId peer, bool cut);
   /// Stops the state machine and the runtime. Finished when both are gone.
   QFuture<void> shutdown();
 
@@ -151,6 +171,10 @@ class Server {
   bool isRunning() const;
   bool isLeader() const;
   raft::Status status() const;
+  /// Every member address this server knows (itself included).
+  std::map<raft::NodeId, QString> memberAddresses() const;
+  /// Bytes of log this server keeps (disk or memory).
+  std::uint64_t logBytes() const;
   /// The index the state machine has applied.
   Index appliedIndex() const;
   /// Snapshots the executor has taken since the server started.
@@ -171,6 +195,8 @@ class Server {
   std::shared_ptr<const Serializer> m_serializer;
   std::unique_ptr<ServerNode> m_node;
   std::unique_ptr<StateMachineExecutor> m_executor;
+  /// The client that carries join() and leave() to the leader.
+  std::unique_ptr<client::Client> m_adminClient;
   std::mutex m_clockMutex;
   std::int64_t m_lastTimestamp = 0;
 };

@@ -29,6 +29,8 @@ raft::NodeId nodeIdOf(const QString& address) {
     hash ^= static_cast<unsigned char>(byte);
     hash *= 1099511628211ull;
   }
+  // 53 bits: an id is then exact as a JSON number (status output, tools).
+  hash &= (std::uint64_t{1} << 53) - 1;
   return hash == raft::kNoNode ? 1 : hash;
 }
 

@@ -23,7 +23,8 @@ struct Endpoint {
 /// Returns nothing when the text is not such an address or the port is 0.
 std::optional<Endpoint> parseEndpoint(const QString& address);
 
-/// The member id every server derives from its "host:port" address.
+/// The member id every server derives from its "host:port" address: a
+/// 53-bit hash, so that JSON tools read it exactly.
 raft::NodeId nodeIdOf(const QString& address);
 
 /// Everything one server needs to run its consensus core. Addresses are

@@ -84,6 +84,10 @@ void ServerNode::learnAddresses(std::map<raft::NodeId, QString> addresses) {
   if (m_runtime) m_runtime->learnAddresses(std::move(addresses));
 }
 
+void ServerNode::setLinkCut(raft::NodeId peer, bool cut) {
+  if (m_runtime) m_runtime->setLinkCut(peer, cut);
+}
+
 std::map<raft::NodeId, QString> ServerNode::addresses() const {
   QMutexLocker lock(&m_state->mutex);
   return m_state->addresses;

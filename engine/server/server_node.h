@@ -57,6 +57,8 @@ class ServerNode {
   QFuture<void> bootstrap(std::map<raft::NodeId, QString> members);
   /// See RaftRuntime::learnAddresses.
   void learnAddresses(std::map<raft::NodeId, QString> addresses);
+  /// See RaftRuntime::setLinkCut.
+  void setLinkCut(raft::NodeId peer, bool cut);
 
   const ServerConfig& config() const { return m_config; }
   bool isRunning() const;

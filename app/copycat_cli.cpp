@@ -1,0 +1,463 @@
+// copycat: the command-line client of a Copycat cluster running the example
+// key-value state machine (engine/kv).
+//
+//   copycat --cluster HOST:PORT[,HOST:PORT...] [--timeout-ms N] [--cluster-id ID] COMMAND
+//
+// Commands: put KEY VALUE, get KEY [--consistency linearizable|lease|sequential],
+// remove KEY, cas KEY EXPECTED NEW, status, members, join HOST:PORT,
+// leave HOST:PORT, shell. Results are JSON on stdout, errors also on stderr.
+// Exit status: 0 success, 1 the operation failed, 2 usage error, 3 the
+// cluster could not be reached within the timeout.
+
+#include <cstdio>
+#include <iostream>
+#include <memory>
+#include <optional>
+#include <string>
+#include <variant>
+
+#include <QCommandLineOption>
+#include <QCommandLineParser>
+#include <QCoreApplication>
+#include <QJsonArray>
+#include <QJsonDocument>
+#include <QJsonObject>
+#include <QJsonValue>
+#include <QStringList>
+
+#include "engine/client/client.h"
+#include "engine/kv/map_state_machine.h"
+
+namespace {
+
+using copycat::Consistency;
+using copycat::Error;
+using copycat::ErrorCode;
+using copycat::Expected;
+using copycat::client::Client;
+using copycat::client::MemberInfo;
+using copycat::client::ServerStatus;
+
+constexpr int kExitOk = 0;
+constexpr int kExitFailed = 1;
+constexpr int kExitUsage = 2;
+constexpr int kExitUnreachable = 3;
+
+/// One parsed command line (or shell line).
+struct Request {
+  QString op;
+  QStringList args;
+  std::optional<Consistency> consistency;
+};
+
+/// The JSON answer to a request and the exit status it implies.
+struct Response {
+  QJsonValue json;
+  int exitCode = kExitOk;
+  QString error;
+};
+
+void writeLine(std::FILE* out, const QByteArray& bytes) {
+  std::fwrite(bytes.constData(), 1, static_cast<std::size_t>(bytes.size()), out);
+  std::fputc('\n', out);
+  std::fflush(out);
+}
+
+void printJson(const QJsonValue& value) {
+  const QJsonDocument document =
+      value.isArray() ? QJsonDocument(value.toArray()) : QJsonDocument(value.toObject());
+  writeLine(stdout, document.toJson(QJsonDocument::Compact));
+}
+
+void printError(const QString& message) {
+  writeLine(stderr, (QStringLiteral("copycat: ") + message).toUtf8());
+}
+
+std::optional<Consistency> parseConsistency(const QString& word) {
+  if (word == QLatin1String("linearizable")) return Consistency::Linearizable;
+  if (word == QLatin1String("lease")) return Consistency::LinearizableLease;
+  if (word == QLatin1String("sequential")) return Consistency::Sequential;
+  return std::nullopt;
+}
+
+/// Checks a command and its arguments; returns the request or a usage error.
+std::variant<Request, QString> parseRequest(const QStringList& tokens,
+                                            const QString& consistencyOption) {
+  if (tokens.isEmpty()) return QStringLiteral("missing command");
+  Request request;
+  request.op = tokens.front();
+  request.args = tokens.mid(1);
+  const qsizetype n = request.args.size();
+  const auto arity = [&](qsizetype expected, const char* usage) -> std::optional<QString> {
+    if (n == expected) return std::nullopt;
+    return QStringLiteral("%1 arguments for '%2' (usage: %3)")
+        .arg(n < expected ? QStringLiteral("missing") : QStringLiteral("extra"), request.op,
+             QLatin1String(usage));
+  };
+  std::optional<QString> error;
+  if (request.op == QLatin1String("put")) {
+    error = arity(2, "put KEY VALUE");
+  } else if (request.op == QLatin1String("get")) {
+    QString word = consistencyOption;
+    if (n == 2) {
+      if (!word.isEmpty()) return QStringLiteral("consistency given twice");
+      word = request.args.takeLast();
+    } else {
+      error = arity(1, "get KEY [linearizable|lease|sequential]");
+    }
+    if (!error && !word.isEmpty()) {
+      request.consistency = parseConsistency(word);
+      if (!request.consistency) {
+        return QStringLiteral("bad consistency '%1' (linearizable, lease or sequential)").arg(word);
+      }
+    }
+  } else if (request.op == QLatin1String("remove")) {
+    error = arity(1, "remove KEY");
+  } else if (request.op == QLatin1String("cas")) {
+    error = arity(3, "cas KEY EXPECTED NEW");
+  } else if (request.op == QLatin1String("status") || request.op == QLatin1String("members")) {
+    error = arity(0, request.op == QLatin1String("status") ? "status" : "members");
+  } else if (request.op == QLatin1String("join") || request.op == QLatin1String("leave")) {
+    error = arity(1, request.op == QLatin1String("join") ? "join HOST:PORT" : "leave HOST:PORT");
+    if (!error && !copycat::client::isValidAddress(request.args.front())) {
+      return QStringLiteral("invalid address '%1' (expected HOST:PORT)").arg(request.args.front());
+    }
+  } else {
+    return QStringLiteral("unknown command '%1'").arg(request.op);
+  }
+  if (error) return *error;
+  if (!consistencyOption.isEmpty() && request.op != QLatin1String("get")) {
+    return QStringLiteral("--consistency applies to get only");
+  }
+  return request;
+}
+
+/// Splits a shell line into words: whitespace separates, "double quotes"
+/// group (with \" and \\ inside). Nothing on an unterminated quote.
+std::optional<QStringList> tokenize(const QString& line) {
+  QStringList tokens;
+  QString current;
+  bool inWord = false;
+  bool quoted = false;
+  for (qsizetype i = 0; i < line.size(); ++i) {
+    const QChar c = line.at(i);
+    if (quoted) {
+      if (c == QLatin1Char('\\') && i + 1 < line.size()) {
+        current += line.at(++i);
+      } else if (c == QLatin1Char('"')) {
+        quoted = false;
+      } else {
+        current += c;
+      }
+    } else if (c.isSpace()) {
+      if (inWord) tokens.append(current);
+      current.clear();
+      inWord = false;
+    } else if (c == QLatin1Char('"')) {
+      quoted = true;
+      inWord = true;
+    } else {
+      current += c;
+      inWord = true;
+    }
+  }
+  if (quoted) return std::nullopt;
+  if (inWord) tokens.append(current);
+  return tokens;
+}
+
+QJsonValue optionalString(const std::optional<std::string>& value) {
+  return value ? QJsonValue(QString::fromStdString(*value)) : QJsonValue(QJsonValue::Null);
+}
+
+int exitCodeOf(const Error& error) {
+  return error.code == ErrorCode::Unavailable ? kExitUnreachable : kExitFailed;
+}
+
+QJsonObject failure(QJsonObject object, const Error& error, Response& response) {
+  object.insert(QStringLiteral("ok"), false);
+  object.insert(QStringLiteral("error"), QString::fromStdString(error.message));
+  object.insert(QStringLiteral("code"), QString::fromUtf8(copycat::toString(error.code)));
+  response.exitCode = exitCodeOf(error);
+  response.error = QStringLiteral("%1 failed: %2: %3")
+                       .arg(object.value(QStringLiteral("op")).toString(),
+                            QString::fromUtf8(copycat::toString(error.code)),
+                            QString::fromStdString(error.message));
+  return object;
+}
+
+QJsonArray membersJson(const std::vector<MemberInfo>& members) {
+  QJsonArray array;
+  for (const MemberInfo& member : members) {
+    array.append(QJsonObject{
+        {QStringLiteral("id"), static_cast<qint64>(member.id)},
+        {QStringLiteral("address"), member.address},
+        {QStringLiteral("kind"),
+         member.voter ? QStringLiteral("voter") : QStringLiteral("learner")},
+    });
+  }
+  return array;
+}
+
+QJsonObject statusJson(const ServerStatus& status) {
+  if (!status.error.isEmpty()) {
+    QJsonObject object{{QStringLiteral("address"), status.address},
+                       {QStringLiteral("error"), status.error}};
+    if (status.id != 0) object.insert(QStringLiteral("id"), static_cast<qint64>(status.id));
+    return object;
+  }
+  return QJsonObject{
+      {QStringLiteral("id"), static_cast<qint64>(status.id)},
+      {QStringLiteral("address"), status.address},
+      {QStringLiteral("role"), status.role},
+      {QStringLiteral("term"), static_cast<qint64>(status.term)},
+      {QStringLiteral("leader"), static_cast<qint64>(status.leaderId)},
+      {QStringLiteral("leader_address"), status.leaderAddress},
+      {QStringLiteral("commit"), static_cast<qint64>(status.commit)},
+      {QStringLiteral("applied"), static_cast<qint64>(status.applied)},
+      {QStringLiteral("last_index"), static_cast<qint64>(status.lastIndex)},
+      {QStringLiteral("snapshot_index"), static_cast<qint64>(status.snapshotIndex)},
+      {QStringLiteral("log_bytes"), static_cast<qint64>(status.logBytes)},
+  };
+}
+
+/// Runs one request. `shell`: status and members are wrapped in an object.
+Response run(Client& client, const Request& request, bool shell) {
+  namespace kv = copycat::kv;
+  Response response;
+  QJsonObject object{{QStringLiteral("op"), request.op}};
+  const auto ok = [&](QJsonValue result, copycat::Index index) {
+    object.insert(QStringLiteral("ok"), true);
+    object.insert(QStringLiteral("result"), result);
+    object.insert(QStringLiteral("index"), static_cast<qint64>(index));
+    response.json = object;
+  };
+  const QString op = request.op;
+  if (op == QLatin1String("put") || op == QLatin1String("get") || op == QLatin1String("remove")) {
+    const std::string key = request.args.at(0).toStdString();
+    object.insert(QStringLiteral("key"), request.args.at(0));
+    Expected<copycat::client::Indexed<std::optional<std::string>>> result =
+        Error{ErrorCode::InternalError, "not run"};
+    if (op == QLatin1String("put")) {
+      object.insert(QStringLiteral("value"), request.args.at(1));
+      result = client.submitIndexed(kv::PutCommand(key, request.args.at(1).toStdString())).result();
+    } else if (op == QLatin1String("get")) {
+      if (request.consistency) {
+        object.insert(QStringLiteral("consistency"),
+                      QString::fromUtf8(copycat::toString(*request.consistency)));
+      }
+      result = client.submitIndexed(kv::GetQuery(key), request.consistency).result();
+    } else {
+      result = client.submitIndexed(kv::RemoveCommand(key)).result();
+    }
+    if (!result) {
+      response.json = failure(object, result.error(), response);
+    } else {
+      ok(optionalString(result->value), result->index);
+    }
+    return response;
+  }
+  if (op == QLatin1String("cas")) {
+    object.insert(QStringLiteral("key"), request.args.at(0));
+    object.insert(QStringLiteral("expected"), request.args.at(1));
+    object.insert(QStringLiteral("value"), request.args.at(2));
+    auto result = client
+                      .submitIndexed(kv::CasCommand(request.args.at(0).toStdString(),
+                                                    request.args.at(1).toStdString(),
+                                                    request.args.at(2).toStdString()))
+                      .result();
+    if (!result) {
+      response.json = failure(object, result.error(), response);
+    } else {
+      ok(QJsonValue(result->value), result->index);
+    }
+    return response;
+  }
+  if (op == QLatin1String("status") || op == QLatin1String("members")) {
+    auto result = client.statusAll().result();
+    if (!result) {
+      response.json = failure(object, result.error(), response);
+      return response;
+    }
+    QJsonArray array;
+    if (op == QLatin1String("status")) {
+      for (const ServerStatus& status : *result) array.append(statusJson(status));
+    } else {
+      const ServerStatus* view = nullptr;
+      for (const ServerStatus& status : *result) {
+        if (!status.error.isEmpty()) continue;
+        if (!view || status.role == QLatin1String("leader")) view = &status;
+      }
+      if (view) array = membersJson(view->members);
+    }
+    if (shell) {
+      object.insert(QStringLiteral("ok"), true);
+      object.insert(QStringLiteral("result"), array);
+      response.json = object;
+    } else {
+      response.json = array;
+    }
+    return response;
+  }
+  // join / leave
+  object.insert(QStringLiteral("address"), request.args.at(0));
+  auto result = op == QLatin1String("join") ? client.join(request.args.at(0)).result()
+                                            : client.leave(request.args.at(0)).result();
+  if (!result) {
+    response.json = failure(object, result.error(), response);
+    return response;
+  }
+  object.insert(QStringLiteral("ok"), true);
+  object.insert(QStringLiteral("index"), static_cast<qint64>(result->index));
+  object.insert(QStringLiteral("node_id"), static_cast<qint64>(result->nodeId));
+  object.insert(QStringLiteral("members"), membersJson(result->members));
+  response.json = object;
+  return response;
+}
+
+int runShell(Client& client) {
+  const Expected<void> connected = client.connect().result();
+  if (!connected) {
+    printError(QStringLiteral("cannot open a session: %1")
+                   .arg(QString::fromStdString(connected.error().message)));
+    return exitCodeOf(connected.error());
+  }
+  std::string line;
+  while (std::getline(std::cin, line)) {
+    const QString text = QString::fromStdString(line).trimmed();
+    if (text.isEmpty()) continue;
+    const std::optional<QStringList> tokens = tokenize(text);
+    if (!tokens) {
+      printJson(QJsonObject{{QStringLiteral("ok"), false},
+                            {QStringLiteral("error"), QStringLiteral("unterminated quote")}});
+      continue;
+    }
+    std::variant<Request, QString> parsed = parseRequest(*tokens, QString());
+    if (const QString* error = std::get_if<QString>(&parsed)) {
+      QJsonObject object{{QStringLiteral("ok"), false}, {QStringLiteral("error"), *error}};
+      if (!tokens->isEmpty()) object.insert(QStringLiteral("op"), tokens->front());
+      printJson(object);
+      continue;
+    }
+    printJson(run(client, std::get<Request>(parsed), true).json);
+  }
+  client.close().waitForFinished();
+  return kExitOk;
+}
+
+}  // namespace
+
+int main(int argc, char* argv[]) {
+  QCoreApplication app(argc, argv);
+  QCoreApplication::setApplicationName(QStringLiteral("copycat"));
+
+  QCommandLineParser parser;
+  parser.setApplicationDescription(QStringLiteral(
+      "Client of a Copycat cluster running the example key-value state machine.\n"
+      "Commands: put KEY VALUE | get KEY [--consistency C] | remove KEY |\n"
+      "          cas KEY EXPECTED NEW | status | members | join HOST:PORT |\n"
+      "          leave HOST:PORT | shell (one command per line on stdin)\n"
+      "Exit status: 0 ok, 1 operation failed, 2 usage error, 3 cluster unreachable."));
+  const QCommandLineOption helpOption(QStringList{QStringLiteral("h"), QStringLiteral("help")},
+                                      QStringLiteral("Show this help."));
+  const QCommandLineOption clusterOption(QStringLiteral("cluster"),
+                                         QStringLiteral("Comma-separated server addresses."),
+                                         QStringLiteral("HOST:PORT[,HOST:PORT...]"));
+  const QCommandLineOption timeoutOption(QStringLiteral("timeout-ms"),
+                                         QStringLiteral("Time limit per operation (default 5000)."),
+                                         QStringLiteral("N"), QStringLiteral("5000"));
+  const QCommandLineOption clusterIdOption(QStringLiteral("cluster-id"),
+                                           QStringLiteral("The cluster id (default empty)."),
+                                           QStringLiteral("ID"));
+  const QCommandLineOption consistencyOption(
+      QStringLiteral("consistency"), QStringLiteral("get: linearizable, lease or sequential."),
+      QStringLiteral("C"));
+  parser.addOption(helpOption);
+  parser.addOption(clusterOption);
+  parser.addOption(timeoutOption);
+  parser.addOption(clusterIdOption);
+  parser.addOption(consistencyOption);
+  parser.addPositionalArgument(QStringLiteral("command"),
+                               QStringLiteral("put, get, remove, cas, status, members, join, "
+                                              "leave or shell."));
+  parser.addPositionalArgument(QStringLiteral("args"), QStringLiteral("The command's arguments."),
+                               QStringLiteral("[args...]"));
+
+  if (!parser.parse(QCoreApplication::arguments())) {
+    printError(parser.errorText());
+    return kExitUsage;
+  }
+  if (parser.isSet(helpOption)) {
+    writeLine(stdout, parser.helpText().toUtf8());
+    return kExitOk;
+  }
+  const QStringList positional = parser.positionalArguments();
+  if (positional.isEmpty()) {
+    printError(QStringLiteral("missing command (see --help)"));
+    return kExitUsage;
+  }
+  const bool shell = positional.front() == QLatin1String("shell");
+  Request request;
+  if (shell) {
+    if (positional.size() > 1) {
+      printError(QStringLiteral("extra arguments for 'shell'"));
+      return kExitUsage;
+    }
+    if (parser.isSet(consistencyOption)) {
+      printError(QStringLiteral("--consistency applies to get only"));
+      return kExitUsage;
+    }
+  } else {
+    std::variant<Request, QString> parsed = parseRequest(
+        positional, parser.isSet(consistencyOption) ? parser.value(consistencyOption) : QString());
+    if (const QString* error = std::get_if<QString>(&parsed)) {
+      printError(*error);
+      return kExitUsage;
+    }
+    request = std::get<Request>(std::move(parsed));
+  }
+  if (!parser.isSet(clusterOption)) {
+    printError(QStringLiteral("missing --cluster HOST:PORT[,HOST:PORT...]"));
+    return kExitUsage;
+  }
+  QStringList members;
+  for (const QString& part : parser.value(clusterOption).split(QLatin1Char(','))) {
+    const QString member = part.trimmed();
+    if (!copycat::client::isValidAddress(member)) {
+      printError(
+          QStringLiteral("invalid address '%1' in --cluster (expected HOST:PORT)").arg(part));
+      return kExitUsage;
+    }
+    members.append(member);
+  }
+  bool timeoutOk = false;
+  const qlonglong timeoutMs = parser.value(timeoutOption).toLongLong(&timeoutOk);
+  if (!timeoutOk || timeoutMs <= 0 || timeoutMs > 24LL * 3600 * 1000) {
+    printError(QStringLiteral("bad --timeout-ms '%1' (a positive number of milliseconds)")
+                   .arg(parser.value(timeoutOption)));
+    return kExitUsage;
+  }
+
+  std::unique_ptr<Client> client;
+  try {
+    client = Client::builder(members)
+                 .withTimeout(std::chrono::milliseconds(timeoutMs))
+                 .withClusterId(parser.value(clusterIdOption).toStdString())
+                 .withConnectionStrategy(copycat::client::ConnectionStrategy::exponentialBackoff(
+                     std::chrono::milliseconds(50), std::chrono::milliseconds(500)))
+                 .withRegistration(copycat::kv::registerKvOperations)
+                 .withName(QStringLiteral("copycat-cli"))
+                 .build();
+  } catch (const std::invalid_argument& error) {
+    printError(QString::fromUtf8(error.what()));
+    return kExitUsage;
+  }
+
+  if (shell) return runShell(*client);
+
+  const Response response = run(*client, request, false);
+  printJson(response.json);
+  if (response.exitCode != kExitOk) printError(response.error);
+  if (client->session() != 0) client->close().waitForFinished();
+  return response.exitCode;
+}
