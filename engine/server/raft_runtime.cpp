@@ -578,7 +578,10 @@ void RaftRuntime::publish() {
     rejected = m_transport->rejectedConnections();
   }
   const std::uint64_t logBytes = logBytesNow();
+  const storage::StorageCounters counters =
+      m_storage ? m_storage->counters() : storage::StorageCounters{};
   QMutexLocker lock(&m_state->mutex);
+  m_state->storage = counters;
   m_state->status = std::move(status);
   if (!m_failed) m_state->connectedPeers = std::move(peers);
   m_state->rejectedConnections = rejected;

@@ -97,6 +97,7 @@ struct RuntimeState {
   std::uint64_t rejectedConnections = 0;
   quint16 listenPort = 0;
   std::uint64_t logBytes = 0;
+  storage::StorageCounters storage;
   /// Every member address this server knows (itself included).
   std::map<raft::NodeId, QString> addresses;
 };

@@ -381,6 +381,10 @@ std::map<raft::NodeId, QString> Server::memberAddresses() const {
 
 std::uint64_t Server::logBytes() const { return m_node ? m_node->logBytes() : 0; }
 
+storage::StorageCounters Server::storageCounters() const {
+  return m_node ? m_node->storageCounters() : storage::StorageCounters{};
+}
+
 bool Server::isRunning() const { return m_node && m_node->isRunning(); }
 
 bool Server::isLeader() const {

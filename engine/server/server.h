@@ -175,6 +175,9 @@ class Server {
   std::map<raft::NodeId, QString> memberAddresses() const;
   /// Bytes of log this server keeps (disk or memory).
   std::uint64_t logBytes() const;
+  /// Syncs, batches and entries this server's storage wrote since it started
+  /// (updated after every Ready batch).
+  storage::StorageCounters storageCounters() const;
   /// The index the state machine has applied.
   Index appliedIndex() const;
   /// Snapshots the executor has taken since the server started.

@@ -98,6 +98,11 @@ std::uint64_t ServerNode::logBytes() const {
   return m_state->logBytes;
 }
 
+storage::StorageCounters ServerNode::storageCounters() const {
+  QMutexLocker lock(&m_state->mutex);
+  return m_state->storage;
+}
+
 quint16 ServerNode::listenPort() const {
   QMutexLocker lock(&m_state->mutex);
   return m_state->listenPort;

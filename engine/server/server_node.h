@@ -70,6 +70,7 @@ class ServerNode {
   /// Every member address this server knows (itself included).
   std::map<raft::NodeId, QString> addresses() const;
   std::uint64_t logBytes() const;
+  storage::StorageCounters storageCounters() const;
   quint16 listenPort() const;
 
  private:

@@ -17,7 +17,9 @@ std::unique_ptr<PersistentStorage> openStorage(const StorageOptions& options) {
 
 DiskStorage::DiskStorage(const StorageOptions& options)
     : m_options(options),
-      m_fs(options.fileSystem != nullptr ? options.fileSystem : &PosixFileSystem::instance()) {
+      m_counting(std::make_unique<CountingFileSystem>(
+          options.fileSystem != nullptr ? *options.fileSystem : PosixFileSystem::instance())),
+      m_fs(m_counting.get()) {
   if (m_options.directory.empty()) throw StorageError("DiskStorage: no directory given");
   if (!m_options.log.warn) m_options.log.warn = m_options.warn;
   m_fs->createDirectories(m_options.directory);
@@ -137,6 +139,8 @@ void DiskStorage::persist(const raft::Ready& ready) {
     }
     if (ready.snapshot) installReceived(*ready.snapshot);
     if (!ready.entries.empty()) m_log->append(ready.entries);
+    ++m_batches;
+    m_entries += ready.entries.size();
     if (ready.hardState || ready.snapshot) {
       raft::HardState state = ready.hardState ? *ready.hardState : m_meta->hardState();
       if (ready.snapshot) state.commit = std::max(state.commit, ready.snapshot->index);
@@ -146,6 +150,10 @@ void DiskStorage::persist(const raft::Ready& ready) {
     m_failure = error.what();
     throw;
   }
+}
+
+StorageCounters DiskStorage::counters() const {
+  return {m_counting->fileSyncs() + m_counting->directorySyncs(), m_batches, m_entries};
 }
 
 void DiskStorage::takeSnapshot(const SnapshotMeta& meta, std::string_view data, Index keepEntries) {
@@ -162,6 +170,8 @@ void DiskStorage::takeSnapshot(const SnapshotMeta& meta, std::string_view data, 
 }
 
 void MemoryLevelStorage::persist(const raft::Ready& ready) {
+  ++m_batches;
+  m_entries += ready.entries.size();
   for (const raft::SnapshotChunk& chunk : ready.snapshotChunks) {
     if (chunk.offset == 0) m_incoming.clear();
     if (chunk.offset != m_incoming.size()) {

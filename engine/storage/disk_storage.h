@@ -35,6 +35,15 @@ struct StorageOptions {
   std::string clusterId;
 };
 
+/// What a storage did since it was opened, for benchmarks and the Lab.
+struct StorageCounters {
+  /// fdatasync of files plus fsync of directories (0 for Memory).
+  std::uint64_t syncs = 0;
+  /// persist() calls and the log entries they appended.
+  std::uint64_t batches = 0;
+  std::uint64_t entries = 0;
+};
+
 /// raft::LogStorage plus the writes a runtime makes: persist() makes one
 /// Ready batch durable (PERSIST BEFORE SEND: call it before sending the
 /// batch's messages); takeSnapshot() records a local state machine snapshot
@@ -56,6 +65,7 @@ class PersistentStorage : public raft::LogStorage {
   virtual std::string snapshotData() const = 0;
   /// Bytes held by the log, for compaction thresholds.
   virtual std::uint64_t logBytes() const = 0;
+  virtual StorageCounters counters() const = 0;
 };
 
 /// Opens storage of the requested level.
@@ -86,6 +96,7 @@ class DiskStorage : public PersistentStorage {
                     raft::Index keepEntries = 0) override;
   std::string snapshotData() const override { return m_snapshots->readAll(); }
   std::uint64_t logBytes() const override { return m_log->bytes(); }
+  StorageCounters counters() const override;
 
   const std::string& clusterId() const { return m_meta->meta().clusterId; }
   const SegmentedLog& log() const { return *m_log; }
@@ -97,7 +108,10 @@ class DiskStorage : public PersistentStorage {
   void warn(const std::string& message) const;
 
   StorageOptions m_options;
+  std::unique_ptr<CountingFileSystem> m_counting;
   FileSystem* m_fs;
+  std::uint64_t m_batches = 0;
+  std::uint64_t m_entries = 0;
   std::unique_ptr<SnapshotStore> m_snapshots;
   std::unique_ptr<SegmentedLog> m_log;
   std::unique_ptr<MetaStore> m_meta;
@@ -128,9 +142,12 @@ class MemoryLevelStorage : public PersistentStorage {
   }
   std::string snapshotData() const override { return m_memory.snapshotData(); }
   std::uint64_t logBytes() const override { return m_memory.logBytes(); }
+  StorageCounters counters() const override { return {0, m_batches, m_entries}; }
 
  private:
   raft::MemoryStorage m_memory;
+  std::uint64_t m_batches = 0;
+  std::uint64_t m_entries = 0;
   std::string m_incoming;
 };
 

@@ -178,6 +178,38 @@ void PosixFileSystem::createDirectories(const std::string& directory) {
   if (!S_ISDIR(st.st_mode)) throwSystemError("create directory", directory, ENOTDIR);
 }
 
+class CountingFileSystem::CountingFile : public File {
+ public:
+  CountingFile(std::unique_ptr<File> inner, std::atomic<std::uint64_t>& syncs)
+      : m_inner(std::move(inner)), m_syncs(syncs) {}
+  const std::string& path() const override { return m_inner->path(); }
+  std::uint64_t size() const override { return m_inner->size(); }
+  std::size_t pread(void* buffer, std::size_t length, std::uint64_t offset) const override {
+    return m_inner->pread(buffer, length, offset);
+  }
+  void pwrite(const void* buffer, std::size_t length, std::uint64_t offset) override {
+    m_inner->pwrite(buffer, length, offset);
+  }
+  void truncate(std::uint64_t size) override { m_inner->truncate(size); }
+  void sync() override {
+    m_inner->sync();
+    m_syncs.fetch_add(1, std::memory_order_relaxed);
+  }
+
+ private:
+  std::unique_ptr<File> m_inner;
+  std::atomic<std::uint64_t>& m_syncs;
+};
+
+std::unique_ptr<File> CountingFileSystem::open(const std::string& path, OpenMode mode) {
+  return std::make_unique<CountingFile>(m_inner.open(path, mode), m_fileSyncs);
+}
+
+void CountingFileSystem::syncDirectory(const std::string& directory) {
+  m_inner.syncDirectory(directory);
+  m_directorySyncs.fetch_add(1, std::memory_order_relaxed);
+}
+
 PosixFileSystem& PosixFileSystem::instance() {
   static PosixFileSystem fileSystem;
   return fileSystem;

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -70,6 +71,38 @@ class PosixFileSystem : public FileSystem {
 
   /// A process-wide instance, for callers that do not inject a file system.
   static PosixFileSystem& instance();
+};
+
+/// Counts the syncs made through it (file fdatasync and directory fsync)
+/// and forwards everything to another file system. The counters may be read
+/// from any thread.
+class CountingFileSystem : public FileSystem {
+ public:
+  explicit CountingFileSystem(FileSystem& inner) : m_inner(inner) {}
+
+  std::unique_ptr<File> open(const std::string& path, OpenMode mode) override;
+  bool exists(const std::string& path) override { return m_inner.exists(path); }
+  void rename(const std::string& from, const std::string& to) override { m_inner.rename(from, to); }
+  void remove(const std::string& path) override { m_inner.remove(path); }
+  std::vector<std::string> list(const std::string& directory) override {
+    return m_inner.list(directory);
+  }
+  void syncDirectory(const std::string& directory) override;
+  void createDirectories(const std::string& directory) override {
+    m_inner.createDirectories(directory);
+  }
+
+  /// fdatasync calls on files opened through this file system.
+  std::uint64_t fileSyncs() const { return m_fileSyncs.load(std::memory_order_relaxed); }
+  /// fsync calls on directories.
+  std::uint64_t directorySyncs() const { return m_directorySyncs.load(std::memory_order_relaxed); }
+
+ private:
+  class CountingFile;
+
+  FileSystem& m_inner;
+  std::atomic<std::uint64_t> m_fileSyncs{0};
+  std::atomic<std::uint64_t> m_directorySyncs{0};
 };
 
 /// "directory/name" (no doubled slash).
