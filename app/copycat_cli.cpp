@@ -332,7 +332,22 @@ int runShell(Client& client) {
                             {QStringLiteral("error"), QStringLiteral("unterminated quote")}});
       continue;
     }
-    std::variant<Request, QString> parsed = parseRequest(*tokens, QString());
+    // `--consistency C` (or `--consistency=C`) as on the command line.
+    QStringList words = *tokens;
+    QString consistency;
+    for (qsizetype i = 0; i < words.size(); ++i) {
+      if (words[i].startsWith(QLatin1String("--consistency="))) {
+        consistency = words[i].section(QLatin1Char('='), 1);
+        words.removeAt(i);
+        break;
+      }
+      if (words[i] == QLatin1String("--consistency") && i + 1 < words.size()) {
+        consistency = words[i + 1];
+        words.remove(i, 2);
+        break;
+      }
+    }
+    std::variant<Request, QString> parsed = parseRequest(words, consistency);
     if (const QString* error = std::get_if<QString>(&parsed)) {
       QJsonObject object{{QStringLiteral("ok"), false}, {QStringLiteral("error"), *error}};
       if (!tokens->isEmpty()) object.insert(QStringLiteral("op"), tokens->front());

@@ -883,7 +883,7 @@ class ProcessClusterTimingTest : public QObject {
     // shell: one JSON object per line, in order, on one session.
     const QByteArray script =
         "put s1 one\n"
-        "get s1\n"
+        "get s1 --consistency lease\n"
         "frobnicate s1\n"
         "put s2\n"
         "cas s1 one uno\n"
