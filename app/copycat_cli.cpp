@@ -5,6 +5,7 @@
 //
 // Commands: put KEY VALUE, get KEY [--consistency linearizable|lease|sequential],
 // remove KEY, cas KEY EXPECTED NEW, status, members, join HOST:PORT,
+// promote HOST:PORT, demote HOST:PORT,
 // leave HOST:PORT, shell. Results are JSON on stdout, errors also on stderr.
 // Exit status: 0 success, 1 the operation failed, 2 usage error, 3 the
 // cluster could not be reached within the timeout.
@@ -81,6 +82,16 @@ std::optional<Consistency> parseConsistency(const QString& word) {
 }
 
 /// Checks a command and its arguments; returns the request or a usage error.
+/// The membership change a command word names, if any.
+std::optional<copycat::client::MembershipChange> membershipChangeOf(const QString& op) {
+  using copycat::client::MembershipChange;
+  if (op == QLatin1String("join")) return MembershipChange::Join;
+  if (op == QLatin1String("leave")) return MembershipChange::Leave;
+  if (op == QLatin1String("promote")) return MembershipChange::Promote;
+  if (op == QLatin1String("demote")) return MembershipChange::Demote;
+  return std::nullopt;
+}
+
 std::variant<Request, QString> parseRequest(const QStringList& tokens,
                                             const QString& consistencyOption) {
   if (tokens.isEmpty()) return QStringLiteral("missing command");
@@ -117,8 +128,8 @@ std::variant<Request, QString> parseRequest(const QStringList& tokens,
     error = arity(3, "cas KEY EXPECTED NEW");
   } else if (request.op == QLatin1String("status") || request.op == QLatin1String("members")) {
     error = arity(0, request.op == QLatin1String("status") ? "status" : "members");
-  } else if (request.op == QLatin1String("join") || request.op == QLatin1String("leave")) {
-    error = arity(1, request.op == QLatin1String("join") ? "join HOST:PORT" : "leave HOST:PORT");
+  } else if (membershipChangeOf(request.op)) {
+    error = arity(1, qPrintable(request.op + QStringLiteral(" HOST:PORT")));
     if (!error && !copycat::client::isValidAddress(request.args.front())) {
       return QStringLiteral("invalid address '%1' (expected HOST:PORT)").arg(request.args.front());
     }
@@ -299,10 +310,9 @@ Response run(Client& client, const Request& request, bool shell) {
     }
     return response;
   }
-  // join / leave
+  // join / leave / promote / demote
   object.insert(QStringLiteral("address"), request.args.at(0));
-  auto result = op == QLatin1String("join") ? client.join(request.args.at(0)).result()
-                                            : client.leave(request.args.at(0)).result();
+  auto result = client.changeMembership(*membershipChangeOf(op), request.args.at(0)).result();
   if (!result) {
     response.json = failure(object, result.error(), response);
     return response;
@@ -371,7 +381,8 @@ int main(int argc, char* argv[]) {
       "Client of a Copycat cluster running the example key-value state machine.\n"
       "Commands: put KEY VALUE | get KEY [--consistency C] | remove KEY |\n"
       "          cas KEY EXPECTED NEW | status | members | join HOST:PORT |\n"
-      "          leave HOST:PORT | shell (one command per line on stdin)\n"
+      "          leave HOST:PORT | promote HOST:PORT | demote HOST:PORT |\n"
+      "          shell (one command per line on stdin)\n"
       "Exit status: 0 ok, 1 operation failed, 2 usage error, 3 cluster unreachable."));
   const QCommandLineOption helpOption(QStringList{QStringLiteral("h"), QStringLiteral("help")},
                                       QStringLiteral("Show this help."));

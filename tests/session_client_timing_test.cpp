@@ -470,6 +470,29 @@ class SessionClientTimingTest : public QObject {
         cluster.leader() && cluster.leader()->status().membership.isVoter(joiner->id()),
         kResultTimeoutMs);
     QTRY_VERIFY_WITH_TIMEOUT(joiner->appliedIndex() >= client->lastIndex(), kResultTimeoutMs);
+    // From now on the joiner is one of the cluster's servers (it may lead).
+    Server* joined = joiner.get();
+    cluster.servers()[cluster.spare()] = std::move(joiner);
+
+    // Demote the joiner to a passive member and promote it again.
+    auto demoted = await(client->demote(cluster.spare()));
+    QVERIFY(demoted && demoted->ok());
+    QVERIFY(cluster.leader() && cluster.leader()->status().membership.isLearner(joined->id()));
+    auto promoted = await(client->promote(cluster.spare()));
+    QVERIFY(promoted && promoted->ok());
+    QVERIFY(cluster.leader() && cluster.leader()->status().membership.isVoter(joined->id()));
+    // Demoting the leader hands leadership over first.
+    const QString firstLeader = leaderAddress(cluster);
+    auto demotedLeader = await(client->demote(firstLeader));
+    QVERIFY(demotedLeader && demotedLeader->ok());
+    QTRY_VERIFY_WITH_TIMEOUT(
+        cluster.leader() && cluster.leader()->address() != firstLeader &&
+            cluster.leader()->status().membership.isLearner(cluster.server(firstLeader).id()),
+        kResultTimeoutMs);
+    auto repromoted = await(client->promote(firstLeader));
+    QVERIFY(repromoted && repromoted->ok());
+    auto notMember = await(client->promote(QStringLiteral("127.0.0.1:1")));
+    QVERIFY(notMember && !notMember->ok());
 
     QString leaving;
     for (const QString& address : cluster.addresses()) {
@@ -487,7 +510,6 @@ class SessionClientTimingTest : public QObject {
     QCOMPARE(cluster.leader()->status().term, term);
     auto put = await(client->submit(PutCommand("after", "leave")));
     QVERIFY(put && put->ok());
-    joiner->shutdown();
   }
 
   void eventsArriveInOrderAcrossFailover() {

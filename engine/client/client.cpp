@@ -234,23 +234,23 @@ QFuture<Expected<std::vector<ServerStatus>>> Client::statusAll() {
 }
 
 QFuture<Expected<MembershipResult>> Client::join(QString address) {
-  using Result = Expected<MembershipResult>;
-  if (!isValidAddress(address)) {
-    return QtFuture::makeReadyFuture(Result(
-        Error{ErrorCode::MalformedOperation, "invalid address '" + address.toStdString() + "'"}));
-  }
-  auto promise = startedPromise<Result>();
-  QFuture<Result> future = promise->future();
-  QMetaObject::invokeMethod(
-      m_core,
-      [core = m_core, address = std::move(address), promise] {
-        core->membership(true, address, promise);
-      },
-      Qt::QueuedConnection);
-  return future;
+  return changeMembership(MembershipChange::Join, std::move(address));
 }
 
 QFuture<Expected<MembershipResult>> Client::leave(QString address) {
+  return changeMembership(MembershipChange::Leave, std::move(address));
+}
+
+QFuture<Expected<MembershipResult>> Client::promote(QString address) {
+  return changeMembership(MembershipChange::Promote, std::move(address));
+}
+
+QFuture<Expected<MembershipResult>> Client::demote(QString address) {
+  return changeMembership(MembershipChange::Demote, std::move(address));
+}
+
+QFuture<Expected<MembershipResult>> Client::changeMembership(MembershipChange change,
+                                                             QString address) {
   using Result = Expected<MembershipResult>;
   if (!isValidAddress(address)) {
     return QtFuture::makeReadyFuture(Result(
@@ -260,8 +260,8 @@ QFuture<Expected<MembershipResult>> Client::leave(QString address) {
   QFuture<Result> future = promise->future();
   QMetaObject::invokeMethod(
       m_core,
-      [core = m_core, address = std::move(address), promise] {
-        core->membership(false, address, promise);
+      [core = m_core, change, address = std::move(address), promise] {
+        core->membership(change, address, promise);
       },
       Qt::QueuedConnection);
   return future;

@@ -60,6 +60,14 @@ struct ConnectionStrategy {
   std::chrono::milliseconds maxDelay{1000};
 };
 
+/// A membership change a client can ask the leader for.
+enum class MembershipChange : std::uint8_t {
+  Join,     // add a server as a passive member, promoted once caught up
+  Leave,    // remove a server
+  Promote,  // make a caught-up passive member active
+  Demote,   // make an active member passive
+};
+
 /// One member of the cluster as a server reported it.
 struct MemberInfo {
   quint64 id = 0;
@@ -266,6 +274,12 @@ class Client {
   QFuture<Expected<MembershipResult>> join(QString address);
   /// Removes the server at `address` from the cluster (sent to the leader).
   QFuture<Expected<MembershipResult>> leave(QString address);
+  /// Makes the passive member at `address` active once it caught up.
+  QFuture<Expected<MembershipResult>> promote(QString address);
+  /// Makes the active member at `address` passive (a leader hands over first).
+  QFuture<Expected<MembershipResult>> demote(QString address);
+  /// Any of the four changes; finished once the change committed.
+  QFuture<Expected<MembershipResult>> changeMembership(MembershipChange change, QString address);
 
   const Serializer& serializer() const { return *m_serializer; }
 

@@ -389,6 +389,12 @@ void ClientCore::send(Connection* connection, wire::Frame& frame, ReplyHandler h
     case wire::Frame::kLeave:
       frame.mutable_leave()->set_request_id(requestId);
       break;
+    case wire::Frame::kPromote:
+      frame.mutable_promote()->set_request_id(requestId);
+      break;
+    case wire::Frame::kDemote:
+      frame.mutable_demote()->set_request_id(requestId);
+      break;
     default:
       break;
   }
@@ -751,10 +757,20 @@ void ClientCore::sendMembership(Connection* connection, std::uint64_t id) {
   MembershipOp& op = m_membershipOps.at(id);
   op.sentConnection = connection->id;
   wire::Frame frame;
-  if (op.join) {
-    frame.mutable_join()->set_address(op.address.toStdString());
-  } else {
-    frame.mutable_leave()->set_address(op.address.toStdString());
+  const std::string address = op.address.toStdString();
+  switch (op.change) {
+    case MembershipChange::Join:
+      frame.mutable_join()->set_address(address);
+      break;
+    case MembershipChange::Leave:
+      frame.mutable_leave()->set_address(address);
+      break;
+    case MembershipChange::Promote:
+      frame.mutable_promote()->set_address(address);
+      break;
+    case MembershipChange::Demote:
+      frame.mutable_demote()->set_address(address);
+      break;
   }
   const std::uint64_t connectionId = connection->id;
   send(connection, frame, [this, connectionId, id](const wire::Frame* reply, const QString&) {
@@ -1287,7 +1303,7 @@ void ClientCore::submit(TypeId typeId, std::string bytes, OperationKind kind,
   schedulePump();
 }
 
-void ClientCore::membership(bool join, QString address,
+void ClientCore::membership(MembershipChange change, QString address,
                             PromisePtr<Expected<MembershipResult>> promise) {
   if (m_state == SessionState::Closed || m_state == SessionState::Closing) {
     fulfil(promise, Expected<MembershipResult>(Error{ErrorCode::Closed, "the client was closed"}));
@@ -1296,18 +1312,17 @@ void ClientCore::membership(bool join, QString address,
   m_idle = false;
   const std::uint64_t id = m_nextLocalId++;
   MembershipOp op;
-  op.join = join;
+  op.change = change;
   op.address = std::move(address);
   op.promise = promise;
   m_membershipOps.emplace(id, std::move(op));
-  QTimer::singleShot(static_cast<int>(m_options.timeout.count()), this, [this, id, join] {
+  QTimer::singleShot(static_cast<int>(m_options.timeout.count()), this, [this, id] {
     auto found = m_membershipOps.find(id);
     if (found == m_membershipOps.end()) return;
     PromisePtr<Expected<MembershipResult>> expired = std::move(found->second.promise);
     m_membershipOps.erase(found);
     fulfil(expired, Expected<MembershipResult>(
-                        unavailable(join ? QStringLiteral("the join was not committed")
-                                         : QStringLiteral("the leave was not committed"))));
+                        unavailable(QStringLiteral("the membership change was not committed"))));
   });
   schedulePump();
 }

@@ -58,7 +58,8 @@ class ClientCore : public QObject {
               PromisePtr<OpResult> promise);
   void status(QString address, PromisePtr<Expected<ServerStatus>> promise);
   void statusAll(PromisePtr<Expected<std::vector<ServerStatus>>> promise);
-  void membership(bool join, QString address, PromisePtr<Expected<MembershipResult>> promise);
+  void membership(MembershipChange change, QString address,
+                  PromisePtr<Expected<MembershipResult>> promise);
   /// Fails everything pending with Closed and drops every connection.
   void shutdown();
 
@@ -99,7 +100,7 @@ class ClientCore : public QObject {
     Index eventIndex = 0;
   };
   struct MembershipOp {
-    bool join = true;
+    MembershipChange change = MembershipChange::Join;
     QString address;
     PromisePtr<Expected<MembershipResult>> promise;
     std::uint64_t sentConnection = 0;

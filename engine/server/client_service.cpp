@@ -161,6 +161,12 @@ void ClientService::onClientFrame(quint64 connection, wire::Frame& frame) {
     case wire::Frame::kLeave:
       onMembership(connection, frame, ChangeKind::Leave);
       break;
+    case wire::Frame::kPromote:
+      onMembership(connection, frame, ChangeKind::Promote);
+      break;
+    case wire::Frame::kDemote:
+      onMembership(connection, frame, ChangeKind::Demote);
+      break;
     default:
       break;  // PeerTransport lets only the bodies above through
   }
@@ -530,14 +536,24 @@ void ClientService::onMembership(quint64 connection, const wire::Frame& frame, C
   change.kind = kind;
   change.connection = connection;
   std::uint64_t nodeId = 0;
-  if (kind == ChangeKind::Join) {
-    change.requestId = frame.join().request_id();
-    change.address = QString::fromStdString(frame.join().address());
-    nodeId = frame.join().node_id();
-  } else {
-    change.requestId = frame.leave().request_id();
-    change.address = QString::fromStdString(frame.leave().address());
-    nodeId = frame.leave().node_id();
+  auto take = [&](const auto& request) {
+    change.requestId = request.request_id();
+    change.address = QString::fromStdString(request.address());
+    nodeId = request.node_id();
+  };
+  switch (kind) {
+    case ChangeKind::Join:
+      take(frame.join());
+      break;
+    case ChangeKind::Leave:
+      take(frame.leave());
+      break;
+    case ChangeKind::Promote:
+      take(frame.promote());
+      break;
+    case ChangeKind::Demote:
+      take(frame.demote());
+      break;
   }
   if (!parseEndpoint(change.address)) {
     finishChange(change, wire::STATUS_BAD_REQUEST,
@@ -556,9 +572,17 @@ void ClientService::onMembership(quint64 connection, const wire::Frame& frame, C
     return;
   }
   const raft::Status status = m_runtime.statusNow();
-  if (kind == ChangeKind::Leave && change.node == m_runtime.config().id) {
+  if (kind == ChangeKind::Promote || kind == ChangeKind::Demote) {
+    if (!status.membership.contains(change.node)) {
+      finishChange(change, wire::STATUS_BAD_REQUEST,
+                   change.address.toStdString() + " is not a member of the cluster");
+      return;
+    }
+  }
+  if ((kind == ChangeKind::Leave || kind == ChangeKind::Demote) &&
+      change.node == m_runtime.config().id) {
     // The leader hands over leadership first; the client retries at the
-    // new leader, which removes this server.
+    // new leader, which removes (or demotes) this server.
     raft::NodeId target = raft::kNoNode;
     for (const raft::PeerProgress& peer : status.progress) {
       if (peer.voter && peer.id != change.node && peer.caughtUp) target = peer.id;
@@ -600,22 +624,40 @@ void ClientService::advanceChanges() {
     const raft::Membership& members = status.membership;
     bool done = false;
     std::optional<raft::ConfigChange> next;
-    if (change.kind == ChangeKind::Join) {
-      if (members.isVoter(node)) {
-        done = true;
-      } else if (!members.isLearner(node)) {
-        next = raft::ConfigChange{raft::ConfigChange::Kind::AddLearner, node};
-      } else {
-        for (const raft::PeerProgress& peer : status.progress) {
-          if (peer.id == node && peer.caughtUp) {
-            next = raft::ConfigChange{raft::ConfigChange::Kind::Promote, node};
-          }
+    auto promoteWhenCaughtUp = [&] {
+      for (const raft::PeerProgress& peer : status.progress) {
+        if (peer.id == node && peer.caughtUp) {
+          next = raft::ConfigChange{raft::ConfigChange::Kind::Promote, node};
         }
       }
-    } else if (!members.contains(node)) {
-      done = true;
-    } else {
-      next = raft::ConfigChange{raft::ConfigChange::Kind::Remove, node};
+    };
+    switch (change.kind) {
+      case ChangeKind::Join:
+      case ChangeKind::Promote:
+        if (members.isVoter(node)) {
+          done = true;
+        } else if (members.isLearner(node)) {
+          promoteWhenCaughtUp();
+        } else if (change.kind == ChangeKind::Join) {
+          next = raft::ConfigChange{raft::ConfigChange::Kind::AddLearner, node};
+        } else {
+          done = true;  // removed meanwhile: nothing left to promote
+        }
+        break;
+      case ChangeKind::Leave:
+        if (!members.contains(node)) {
+          done = true;
+        } else {
+          next = raft::ConfigChange{raft::ConfigChange::Kind::Remove, node};
+        }
+        break;
+      case ChangeKind::Demote:
+        if (!members.isVoter(node)) {
+          done = true;
+        } else {
+          next = raft::ConfigChange{raft::ConfigChange::Kind::Demote, node};
+        }
+        break;
     }
     if (done) {
       const PendingChange finished = change;

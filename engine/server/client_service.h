@@ -79,7 +79,7 @@ class ClientService : public QObject, public ClientHandler {
     std::uint64_t highestProposed = 0;
     std::map<std::uint64_t, HeldCommand> held;
   };
-  enum class ChangeKind : std::uint8_t { Join, Leave };
+  enum class ChangeKind : std::uint8_t { Join, Leave, Promote, Demote };
   struct PendingChange {
     ChangeKind kind = ChangeKind::Join;
     quint64 connection = 0;

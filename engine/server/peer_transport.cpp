@@ -413,6 +413,8 @@ bool PeerTransport::handleClientFrame(Connection* connection, wire::Frame& frame
     case wire::Frame::kStatus:
     case wire::Frame::kJoin:
     case wire::Frame::kLeave:
+    case wire::Frame::kPromote:
+    case wire::Frame::kDemote:
       if (m_clientFrames) m_clientFrames(connection->client, frame);
       return !m_stopped && m_connections.count(connection) &&
              connection->state == Connection::State::Open;
