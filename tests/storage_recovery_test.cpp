@@ -51,11 +51,25 @@ std::string segmentPath(const std::string& dir, std::uint64_t id) {
   return copycat::storage::joinPath(dir, copycat::storage::format::segmentFileName(id));
 }
 
+/// The byte-exact cases below write segments without preallocation; the
+/// preallocation tests at the end turn it on.
 SegmentedLogOptions options(Warnings& warnings, std::uint64_t entriesPerSegment = 100) {
   SegmentedLogOptions o;
   o.maxSegmentEntries = entriesPerSegment;
   o.warn = warnings.sink();
+  o.preallocate = false;
   return o;
+}
+
+SegmentedLogOptions preallocated(Warnings& warnings) {
+  SegmentedLogOptions o = options(warnings);
+  o.maxSegmentBytes = 64u << 10;
+  o.preallocate = true;
+  return o;
+}
+
+std::uint64_t fileSize(const std::string& path) {
+  return static_cast<std::uint64_t>(QFileInfo(QString::fromStdString(path)).size());
 }
 
 /// Writes entries 1..count with segments of 100 entries; returns them.
@@ -87,6 +101,79 @@ class StorageRecoveryTest : public QObject {
   Q_OBJECT
 
  private slots:
+  void preallocatedSegmentsReopenCleanly() {
+    QTemporaryDir dir;
+    const std::string path = dir.path().toStdString();
+    const std::vector<Entry> entries = makeEntries(1, 250, 1, kPayload);
+    {
+      Warnings warnings;
+      SegmentedLog log(PosixFileSystem::instance(), path, preallocated(warnings));
+      for (Index i = 0; i < 250; i += 25) {
+        log.append(std::vector<Entry>(entries.begin() + static_cast<std::ptrdiff_t>(i),
+                                      entries.begin() + static_cast<std::ptrdiff_t>(i + 25)));
+      }
+      QVERIFY(warnings.messages.empty());
+    }
+    // Closed segments are trimmed to their last frame; the newest is full size.
+    QCOMPARE(fileSize(segmentPath(path, 1)), offsetOf(1, 101));
+    QCOMPARE(fileSize(segmentPath(path, 2)), offsetOf(101, 201));
+    QCOMPARE(fileSize(segmentPath(path, 3)), std::uint64_t{64u << 10});
+    Warnings warnings;
+    SegmentedLog log(PosixFileSystem::instance(), path, preallocated(warnings));
+    QVERIFY2(warnings.messages.empty(), warnings.all().c_str());
+    verifyPrefix(log, entries, 250);
+    QCOMPARE(log.bytes(), offsetOf(1, 101) + offsetOf(101, 201) + offsetOf(201, 251));
+  }
+
+  void tornTailInPreallocatedSpace() {
+    QTemporaryDir dir;
+    const std::string path = dir.path().toStdString();
+    const std::vector<Entry> entries = makeEntries(1, 250, 1, kPayload);
+    {
+      Warnings warnings;
+      SegmentedLog log(PosixFileSystem::instance(), path, preallocated(warnings));
+      log.append(entries);
+    }
+    // Half of a frame written into the zeros after the last entry.
+    const std::string newest = segmentPath(path, 3);
+    std::string bytes = storage_test::readFile(newest);
+    const std::uint64_t end = offsetOf(201, 251);
+    const std::string garbage = storage_test::randomBytes(40, 3);
+    std::copy(garbage.begin(), garbage.end(), bytes.begin() + static_cast<std::ptrdiff_t>(end));
+    storage_test::writeFile(newest, bytes);
+    Warnings warnings;
+    SegmentedLog log(PosixFileSystem::instance(), path, preallocated(warnings));
+    verifyPrefix(log, entries, 250);
+    QVERIFY2(warnings.any(newest) && warnings.any("offset " + std::to_string(end)),
+             warnings.all().c_str());
+    // Truncated, then allocated again: zeros after the last frame.
+    QCOMPARE(fileSize(newest), std::uint64_t{64u << 10});
+    log.append(makeEntries(251, 260, 1, kPayload));
+    Warnings again;
+    SegmentedLog reopened(PosixFileSystem::instance(), path, preallocated(again));
+    QCOMPARE(reopened.lastIndex(), Index(260));
+    QVERIFY(again.messages.empty());
+  }
+
+  void untrimmedOlderSegmentIsTrimmedOnOpen() {
+    QTemporaryDir dir;
+    const std::string path = dir.path().toStdString();
+    const std::vector<Entry> entries = makeEntries(1, 150, 1, kPayload);
+    {
+      Warnings warnings;
+      SegmentedLog log(PosixFileSystem::instance(), path, preallocated(warnings));
+      log.append(entries);
+    }
+    // A crash between creating segment 2 and trimming segment 1.
+    const std::string first = segmentPath(path, 1);
+    storage_test::writeFile(first, storage_test::readFile(first) + std::string(5000, '\0'));
+    Warnings warnings;
+    SegmentedLog log(PosixFileSystem::instance(), path, preallocated(warnings));
+    QVERIFY2(warnings.messages.empty(), warnings.all().c_str());
+    verifyPrefix(log, entries, 150);
+    QCOMPARE(fileSize(first), offsetOf(1, 101));
+  }
+
   void tornTailCutMidEntry() {
     QTemporaryDir dir;
     const std::string path = dir.path().toStdString();

@@ -89,6 +89,14 @@ class PosixFile : public File {
     }
   }
 
+  bool reserve(std::uint64_t size) override {
+    if (size <= m_size) return true;
+    // posix_fallocate returns the error instead of setting errno.
+    if (::posix_fallocate(m_fd, 0, static_cast<off_t>(size)) != 0) return false;
+    m_size = size;
+    return true;
+  }
+
  private:
   std::string m_path;
   int m_fd;
@@ -191,6 +199,7 @@ class CountingFileSystem::CountingFile : public File {
     m_inner->pwrite(buffer, length, offset);
   }
   void truncate(std::uint64_t size) override { m_inner->truncate(size); }
+  bool reserve(std::uint64_t size) override { return m_inner->reserve(size); }
   void sync() override {
     m_inner->sync();
     m_syncs.fetch_add(1, std::memory_order_relaxed);

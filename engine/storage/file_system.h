@@ -30,6 +30,11 @@ class File {
   virtual void truncate(std::uint64_t size) = 0;
   /// fdatasync: the file's data and size are durable when it returns.
   virtual void sync() = 0;
+  /// Best effort: makes the file at least `size` bytes long, the new bytes
+  /// zero, with their blocks allocated, so that later writes inside it (and
+  /// their syncs) change no file size. Returns whether it did; the default
+  /// does nothing.
+  virtual bool reserve(std::uint64_t /*size*/) { return false; }
 };
 
 enum class OpenMode : std::uint8_t {

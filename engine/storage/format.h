@@ -35,9 +35,13 @@
  *   k+1 starts at segment k's last index + 1); terms never decrease. A new
  *   segment is created as a .tmp file holding just the header, synced,
  *   renamed and the directory synced, so a segment file always has a valid
- *   header. Entries are appended in batches, one write and one fdatasync per
- *   batch and segment touched (group commit); the previous segment is synced
- *   before a new one is started. Whole segments are removed newest first
+ *   header. The newest segment is preallocated (fallocate) to the maximum
+ *   segment size: its unused end is zero bytes, so that an append's
+ *   fdatasync need not change the file size; a segment is trimmed to its last
+ *   frame (truncate, fdatasync) before the next one is created. Entries are
+ *   appended in batches, one write and one fdatasync per batch and segment
+ *   touched (group commit); the previous segment is synced before a new one
+ *   is started. Whole segments are removed newest first
  *   (suffix truncation) or oldest first (compaction), each removal followed
  *   by a directory fsync, so a crash never leaves a gap between segments.
  *
@@ -66,6 +70,10 @@
  *
  * RECOVERY (what open does):
  *   - *.tmp files anywhere: removed, with a warning.
+ *   - Any segment whose bytes after the last valid frame are all zero:
+ *     preallocated space, not damage. An older segment is trimmed to its
+ *     last frame (a crash came between creating its successor and trimming
+ *     it); the newest keeps the space.
  *   - Newest segment, an invalid frame (short header, length out of bounds,
  *     short body, checksum mismatch, unexpected index, decreasing term, bad
  *     type) with no valid frame anywhere after it: a torn tail. The file is

@@ -72,7 +72,24 @@ void SegmentedLog::load(Index firstIndexIfEmpty, Term prevTermIfEmpty) {
   }
   m_scratch.clear();
   m_scratch.shrink_to_fit();
-  if (m_segments.empty()) createSegment(1, firstIndexIfEmpty, prevTermIfEmpty);
+  if (m_segments.empty()) {
+    createSegment(1, firstIndexIfEmpty, prevTermIfEmpty);
+  } else {
+    preallocate(m_segments.back());
+  }
+}
+
+void SegmentedLog::preallocate(Segment& segment) {
+  if (!m_options.preallocate || !segment.file) return;
+  if (segment.file->size() >= m_options.maxSegmentBytes) return;
+  if (segment.file->reserve(m_options.maxSegmentBytes)) segment.file->sync();
+}
+
+void SegmentedLog::trimClosed(Segment& segment) {
+  if (segment.file && segment.file->size() > segment.end) {
+    segment.file->truncate(segment.end);
+    segment.file->sync();
+  }
 }
 
 void SegmentedLog::loadSegment(Segment& segment, bool newest, const Segment* previous) {
@@ -141,6 +158,16 @@ void SegmentedLog::loadSegment(Segment& segment, bool newest, const Segment* pre
   if (position == size) return;
 
   const auto [rest, restLength] = view(position, size - position);
+  if (std::all_of(rest, rest + restLength, [](char byte) { return byte == 0; }) &&
+      restLength == size - position) {
+    // Preallocated space never written: the newest segment keeps it; an
+    // older one was not trimmed before a crash, and is now.
+    if (!newest) {
+      segment.file->truncate(position);
+      segment.file->sync();
+    }
+    return;
+  }
   const std::string problem = describeBadFrame(rest, restLength, expected, lastTerm);
   const std::string where = "segment " + segment.path + ": bad entry at offset " +
                             std::to_string(position) + " (index " + std::to_string(expected) +
@@ -184,6 +211,7 @@ void SegmentedLog::createSegment(std::uint64_t id, Index firstIndex, Term prevTe
   m_fs.syncDirectory(m_directory);
   segment.file = m_fs.open(segment.path, OpenMode::Existing);
   segment.end = format::kSegmentHeaderSize;
+  preallocate(segment);
   m_segments.push_back(std::move(segment));
 }
 
@@ -316,6 +344,7 @@ Index SegmentedLog::append(const std::vector<Entry>& batch) {
       if (!segment->positions.empty() &&
           (segment->end + frame > m_options.maxSegmentBytes ||
            segment->positions.size() >= m_options.maxSegmentEntries)) {
+        trimClosed(*segment);
         createSegment(segment->id + 1, segment->lastIndex() + 1, segment->lastTerm());
         segment = &m_segments.back();
       }
@@ -362,6 +391,7 @@ void SegmentedLog::truncateSuffix(Index from) {
       segment.file->sync();
       segment.positions.resize(keep);
       segment.end = offset;
+      preallocate(segment);
     }
   });
 }

@@ -17,6 +17,9 @@ struct SegmentedLogOptions {
   /// (a single larger entry still gets a segment of its own).
   std::uint64_t maxSegmentBytes = 32u << 20;
   std::uint64_t maxSegmentEntries = 1u << 20;
+  /// Allocates each new segment file to maxSegmentBytes (zeros) up front, so
+  /// that an append's fdatasync does not also have to change the file size.
+  bool preallocate = true;
   /// Receives recovery warnings; null prints them to stderr.
   WarningSink warn;
 };
@@ -93,6 +96,10 @@ class SegmentedLog {
 
   void load(raft::Index firstIndexIfEmpty, raft::Term prevTermIfEmpty);
   void loadSegment(Segment& segment, bool newest, const Segment* previous);
+  /// Allocates the newest segment to its full size (options.preallocate).
+  void preallocate(Segment& segment);
+  /// Cuts a segment's unused preallocated space before a newer one starts.
+  void trimClosed(Segment& segment);
   void createSegment(std::uint64_t id, raft::Index firstIndex, raft::Term prevTerm);
   void removeSegmentFile(const Segment& segment);
   const Segment& segmentFor(raft::Index index) const;
