@@ -242,6 +242,24 @@ wire::Frame clientHandshake(const std::string& clusterId) {
   return frame;
 }
 
+/// Opens a session over a raw client connection; 0 when none was opened.
+std::uint64_t registerRawSession(RawConnection& raw) {
+  raw.send(clientHandshake(""));
+  wire::Frame registerFrame;
+  registerFrame.mutable_register_session()->set_request_id(2);
+  raw.send(registerFrame);
+  QDeadlineTimer deadline(kResultTimeoutMs);
+  while (!deadline.hasExpired()) {
+    for (const wire::Frame& frame : raw.frames()) {
+      if (frame.body_case() == wire::Frame::kRegisterSessionReply) {
+        return frame.register_session_reply().session_id();
+      }
+    }
+    QTest::qWait(10);
+  }
+  return 0;
+}
+
 const wire::OperationReply* findReply(const std::vector<wire::Frame>& frames,
                                       std::uint64_t requestId) {
   for (const wire::Frame& frame : frames) {
@@ -543,21 +561,8 @@ class SessionClientTimingTest : public QObject {
     Server* leader = cluster.leader();
     RawConnection raw(static_cast<quint16>(leader->address().section(':', 1).toUInt()));
     QTRY_VERIFY_WITH_TIMEOUT(raw.connected(), 5000);
-    raw.send(clientHandshake(""));
-    wire::Frame registerFrame;
-    registerFrame.mutable_register_session()->set_request_id(2);
-    raw.send(registerFrame);
-    std::uint64_t session = 0;
-    QTRY_VERIFY_WITH_TIMEOUT(
-        [&] {
-          for (const wire::Frame& frame : raw.frames()) {
-            if (frame.body_case() == wire::Frame::kRegisterSessionReply) {
-              session = frame.register_session_reply().session_id();
-            }
-          }
-          return session != 0;
-        }(),
-        kResultTimeoutMs);
+    const std::uint64_t session = registerRawSession(raw);
+    QVERIFY(session != 0);
     // No keep-alive from this session while another client moves log time on.
     auto other = cluster.client();
     QDeadlineTimer quiet(3000);
@@ -649,21 +654,8 @@ class SessionClientTimingTest : public QObject {
     Server* leader = cluster.leader();
     RawConnection raw(static_cast<quint16>(leader->address().section(':', 1).toUInt()));
     QTRY_VERIFY_WITH_TIMEOUT(raw.connected(), 5000);
-    raw.send(clientHandshake(""));
-    wire::Frame registerFrame;
-    registerFrame.mutable_register_session()->set_request_id(2);
-    raw.send(registerFrame);
-    std::uint64_t session = 0;
-    QTRY_VERIFY_WITH_TIMEOUT(
-        [&] {
-          for (const wire::Frame& frame : raw.frames()) {
-            if (frame.body_case() == wire::Frame::kRegisterSessionReply) {
-              session = frame.register_session_reply().session_id();
-            }
-          }
-          return session != 0;
-        }(),
-        kResultTimeoutMs);
+    const std::uint64_t session = registerRawSession(raw);
+    QVERIFY(session != 0);
     wire::Frame command;
     command.mutable_command()->set_request_id(3);
     command.mutable_command()->set_session_id(session);

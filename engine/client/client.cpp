@@ -210,12 +210,17 @@ SessionId Client::session() const { return m_core->session(); }
 
 Index Client::lastIndex() const { return m_core->lastIndex(); }
 
+namespace {
+
+Error invalidAddress(const QString& address) {
+  return Error{ErrorCode::MalformedOperation, "invalid address '" + address.toStdString() + "'"};
+}
+
+}  // namespace
+
 QFuture<Expected<ServerStatus>> Client::status(QString address) {
   using Result = Expected<ServerStatus>;
-  if (!isValidAddress(address)) {
-    return QtFuture::makeReadyFuture(Result(
-        Error{ErrorCode::MalformedOperation, "invalid address '" + address.toStdString() + "'"}));
-  }
+  if (!isValidAddress(address)) return QtFuture::makeReadyFuture(Result(invalidAddress(address)));
   auto promise = startedPromise<Result>();
   QFuture<Result> future = promise->future();
   QMetaObject::invokeMethod(
@@ -252,10 +257,7 @@ QFuture<Expected<MembershipResult>> Client::demote(QString address) {
 QFuture<Expected<MembershipResult>> Client::changeMembership(MembershipChange change,
                                                              QString address) {
   using Result = Expected<MembershipResult>;
-  if (!isValidAddress(address)) {
-    return QtFuture::makeReadyFuture(Result(
-        Error{ErrorCode::MalformedOperation, "invalid address '" + address.toStdString() + "'"}));
-  }
+  if (!isValidAddress(address)) return QtFuture::makeReadyFuture(Result(invalidAddress(address)));
   auto promise = startedPromise<Result>();
   QFuture<Result> future = promise->future();
   QMetaObject::invokeMethod(

@@ -838,13 +838,7 @@ void ClientCore::onRegistered(std::uint64_t connectionId, const wire::RegisterSe
     case wire::STATUS_NOT_LEADER:
     case wire::STATUS_UNAVAILABLE:
     case wire::STATUS_SESSION_EXPIRED:
-      if (connectionId == m_leaderConnection) {
-        const Connection* c = findConnection(connectionId);
-        leaderFailed(
-            QStringLiteral("%1 answered %2 %3")
-                .arg(c ? c->address : QString(), statusName(reply.status()), text(reply.error())),
-            &reply.leader());
-      }
+      leaderRefused(connectionId, reply.status(), reply.error(), reply.leader());
       return;
     default: {
       const Error error = operationError(reply.status(), reply.error());
@@ -877,14 +871,22 @@ void ClientCore::onKeepAliveReply(std::uint64_t connectionId, const wire::KeepAl
       sessionExpired(text(reply.error()));
       return;
     default:
-      if (connectionId == m_leaderConnection) {
-        const Connection* c = findConnection(connectionId);
-        leaderFailed(
-            QStringLiteral("%1 answered %2 %3")
-                .arg(c ? c->address : QString(), statusName(reply.status()), text(reply.error())),
-            &reply.leader());
-      }
+      leaderRefused(connectionId, reply.status(), reply.error(), reply.leader());
       return;
+  }
+}
+
+QString ClientCore::describeAnswer(std::uint64_t connectionId, wire::Status status,
+                                   const std::string& error) const {
+  const Connection* c = findConnection(connectionId);
+  return QStringLiteral("%1 answered %2 %3")
+      .arg(c ? c->address : QString(), statusName(status), text(error));
+}
+
+void ClientCore::leaderRefused(std::uint64_t connectionId, wire::Status status,
+                               const std::string& error, const wire::LeaderHint& hint) {
+  if (connectionId == m_leaderConnection) {
+    leaderFailed(describeAnswer(connectionId, status, error), &hint);
   }
 }
 
@@ -911,13 +913,7 @@ void ClientCore::onCommandReply(std::uint64_t connectionId, std::uint64_t sequen
       sessionExpired(text(reply.error()));
       return;
     default:
-      if (connectionId == m_leaderConnection) {
-        const Connection* c = findConnection(connectionId);
-        leaderFailed(
-            QStringLiteral("%1 answered %2 %3")
-                .arg(c ? c->address : QString(), statusName(reply.status()), text(reply.error())),
-            &reply.leader());
-      }
+      leaderRefused(connectionId, reply.status(), reply.error(), reply.leader());
       return;
   }
 }
@@ -948,15 +944,15 @@ void ClientCore::onQueryReply(std::uint64_t connectionId, std::uint64_t id,
     default: {
       if (query.sentConnection != connectionId) return;
       query.sentConnection = 0;
-      const Connection* c = findConnection(connectionId);
-      const QString error =
-          QStringLiteral("%1 answered %2 %3")
-              .arg(c ? c->address : QString(), statusName(reply.status()), text(reply.error()));
+      const QString error = describeAnswer(connectionId, reply.status(), reply.error());
       if (connectionId == m_leaderConnection && reply.status() == wire::STATUS_NOT_LEADER) {
         leaderFailed(error, &reply.leader());
         return;
       }
-      if (connectionId != m_leaderConnection && c) m_failedFollowers.insert(c->address);
+      if (const Connection* c = findConnection(connectionId);
+          connectionId != m_leaderConnection && c) {
+        m_failedFollowers.insert(c->address);
+      }
       m_lastError = error;
       query.retryLater = true;
       QTimer::singleShot(kRetryUnavailableMs, this, [this, id] {
@@ -987,10 +983,7 @@ void ClientCore::onMembershipReply(std::uint64_t connectionId, std::uint64_t id,
     case wire::STATUS_UNAVAILABLE: {
       if (op.sentConnection != connectionId) return;
       op.sentConnection = 0;
-      const Connection* c = findConnection(connectionId);
-      const QString error =
-          QStringLiteral("%1 answered %2 %3")
-              .arg(c ? c->address : QString(), statusName(reply.status()), text(reply.error()));
+      const QString error = describeAnswer(connectionId, reply.status(), reply.error());
       if (reply.status() == wire::STATUS_NOT_LEADER && connectionId == m_leaderConnection) {
         leaderFailed(error, &reply.leader());
         return;
@@ -1025,13 +1018,7 @@ void ClientCore::onCloseReply(std::uint64_t connectionId, const wire::CloseSessi
       return;
     case wire::STATUS_NOT_LEADER:
     case wire::STATUS_UNAVAILABLE:
-      if (connectionId == m_leaderConnection) {
-        const Connection* c = findConnection(connectionId);
-        leaderFailed(
-            QStringLiteral("%1 answered %2 %3")
-                .arg(c ? c->address : QString(), statusName(reply.status()), text(reply.error())),
-            &reply.leader());
-      }
+      leaderRefused(connectionId, reply.status(), reply.error(), reply.leader());
       return;
     default:
       finishClose(Expected<void>(operationError(reply.status(), reply.error())));

@@ -134,6 +134,13 @@ class ClientCore : public QObject {
   void ensureLeaderConnection();
   void leaderFailed(const QString& error, const wire::LeaderHint* hint);
   void leaderSucceeded();
+  /// "ADDRESS answered STATUS ERROR", for a reply on `connectionId`.
+  QString describeAnswer(std::uint64_t connectionId, wire::Status status,
+                         const std::string& error) const;
+  /// A leader-bound request was refused: fail over when the refusal came
+  /// from the connection believed to reach the leader.
+  void leaderRefused(std::uint64_t connectionId, wire::Status status, const std::string& error,
+                     const wire::LeaderHint& hint);
   void giveUp();
   QString nextMember();
   void learnMembers(const google::protobuf::RepeatedPtrField<wire::Member>& members);
