@@ -2,9 +2,10 @@
 #   make run    install missing Debian packages, configure, build, run the demo
 #   make test   the same, then run every test through ctest
 # Other targets: build, configure, deps, sanitize, coverage, fuzz, bench-storage,
-# format, format-check, clean, help.
+# bench, format, format-check, clean, help.
 #   make fuzz            the libFuzzer targets (clang) for FUZZ_SECONDS s each
 #   make bench-storage   storage micro-benchmarks on real files (BENCH_ARGS="--dir=...")
+#   make bench           copycat-bench's standard set (minutes); JSON + PNG charts in $(BENCH_OUT)
 #
 # CMake is configured only when $(BUILD_DIR)/build.ninja is missing; afterwards
 # Ninja re-runs CMake by itself when a CMakeLists.txt changes. To reconfigure
@@ -29,6 +30,10 @@ DEMO         ?= $(BUILD_DIR)/app/copycat-demo
 ARGS         ?=
 # Arguments for copycat-storage-bench: make bench-storage BENCH_ARGS="--dir=/var/tmp"
 BENCH_ARGS   ?=
+# Where make bench writes its JSON lines and charts, and extra copycat-bench
+# options for it: make bench COPYCAT_BENCH_ARGS="--data /var/tmp --duration 5"
+BENCH_OUT          ?= $(BUILD_DIR)/bench-results
+COPYCAT_BENCH_ARGS ?=
 # Seeds per ctest shard of the simulation sweep in the instrumented builds,
 # which run 10-20x slower than build/ (whose sweep keeps the tests' default).
 ASAN_SWEEP_SEEDS     ?= 500
@@ -44,7 +49,7 @@ SANITIZER_ENV = ASAN_OPTIONS=$${ASAN_OPTIONS:-detect_leaks=1:strict_string_check
 	UBSAN_OPTIONS=$${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 
 .DEFAULT_GOAL := build
-.PHONY: run test build configure deps sanitize coverage fuzz bench-storage format format-check clean help
+.PHONY: run test build configure deps sanitize coverage fuzz bench-storage bench format format-check clean help
 
 run: build
 	$(DEMO) $(ARGS)
@@ -128,6 +133,16 @@ $(FUZZ_DIR)/build.ninja: | deps
 bench-storage: configure
 	$(CMAKE) --build $(BUILD_DIR) --target copycat-storage-bench
 	$(BUILD_DIR)/bench/copycat-storage-bench $(BENCH_ARGS)
+
+# The cluster benchmark's standard set: every scenario with in-process servers
+# (fsyncs counted), then failover again with copycatd processes and SIGKILL.
+# Several minutes; figures are printed and kept, never asserted.
+bench: configure
+	$(CMAKE) --build $(BUILD_DIR) --target copycat-bench copycatd
+	rm -rf $(BENCH_OUT)
+	$(BUILD_DIR)/bench/copycat-bench all --json $(BENCH_OUT)/all/results.json $(COPYCAT_BENCH_ARGS)
+	$(BUILD_DIR)/bench/copycat-bench failover --launcher processes \
+		--json $(BENCH_OUT)/failover-processes/results.json $(COPYCAT_BENCH_ARGS)
 
 FORMAT_FILES = $(if $(wildcard $(FORMAT_DIRS)),\
 	$(shell find $(wildcard $(FORMAT_DIRS)) -type f \( -name '*.h' -o -name '*.cpp' \)))

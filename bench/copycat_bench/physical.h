@@ -1,0 +1,22 @@
+#pragma once
+
+#include <QString>
+
+namespace copycat::bench {
+
+/// This machine's ceiling, measured the same way every run.
+struct PhysicalFigures {
+  double fdatasyncPerSec = 0;  // 4 KiB appends, one fdatasync each, in the data dir
+  double fdatasyncP50Ms = 0;
+  double loopbackRttUs = 0;  // median round trip of 256 B on one TCP connection
+  double loopbackRttP99Us = 0;
+  double loopbackMBps = 0;  // one-way stream of 64 KiB writes
+  double diskMBps = 0;      // sequential 1 MiB appends, one fdatasync each, in the data dir
+  QString filesystem;       // of the data dir
+};
+
+/// Measures for about `seconds` in total (split over the three figures).
+/// Throws std::runtime_error on a system call failure.
+PhysicalFigures measurePhysical(const QString& directory, double seconds);
+
+}  // namespace copycat::bench
