@@ -6,21 +6,21 @@
 // synchronous harness in raft_harness.h, so every message is visible and
 // every outcome is exact.
 
-#include <QTest>
-
 #include <algorithm>
 #include <memory>
 #include <set>
 #include <string>
 #include <vector>
 
+#include <QTest>
+
 #include "tests/raft_harness.h"
 #include "tests/test_printers.h"
 
 using namespace copycat::test;
 namespace raft = copycat::raft;
-using copycat::raft::ConfigChange;
 using copycat::raft::Config;
+using copycat::raft::ConfigChange;
 using copycat::raft::Membership;
 using copycat::raft::ProposeResult;
 using copycat::raft::ReadMode;
@@ -114,6 +114,9 @@ class RaftPaperTest : public QObject {
  private slots:
   void init();
   void cleanup();
+
+  // The in-memory log keeps its payload size as a running total.
+  void memoryStorageCountsLogBytes();
 
   // Figure 2, "Rules for all servers" and section 5.1.
   void higherTermTurnsLeaderIntoFollower();
@@ -385,6 +388,48 @@ void RaftPaperTest::heartbeatsResetElectionTimer() {
   QCOMPARE(net.node(2).term(), t + 1);
 }
 
+void RaftPaperTest::memoryStorageCountsLogBytes() {
+  raft::MemoryStorage storage;
+  std::vector<raft::Entry> all;
+  auto entries = [](raft::Index first, raft::Index last, raft::Term term, std::size_t size) {
+    std::vector<raft::Entry> batch;
+    for (raft::Index index = first; index <= last; ++index) {
+      raft::Entry entry;
+      entry.index = index;
+      entry.term = term;
+      entry.data = std::string(size + index % 7, 'x');
+      batch.push_back(entry);
+    }
+    return batch;
+  };
+  auto expected = [&storage] {
+    std::size_t bytes = 0;
+    if (storage.lastIndex() >= storage.firstIndex()) {
+      for (const raft::Entry& entry :
+           storage.entries(storage.firstIndex(), storage.lastIndex() + 1, SIZE_MAX)) {
+        bytes += entry.data.size();
+      }
+    }
+    return bytes;
+  };
+  storage.append(entries(1, 50, 1, 10));
+  QCOMPARE(storage.logBytes(), expected());
+  storage.append(entries(30, 40, 2, 100));  // replaces the suffix from 30
+  QCOMPARE(storage.lastIndex(), raft::Index{40});
+  QCOMPARE(storage.logBytes(), expected());
+  raft::SnapshotMeta meta;
+  meta.index = 20;
+  meta.term = 1;
+  storage.takeSnapshot(meta, "state", 5);
+  QCOMPARE(storage.logBytes(), expected());
+  meta.index = 60;
+  meta.term = 3;
+  storage.installSnapshot(meta, "other");
+  QCOMPARE(storage.logBytes(), std::size_t{0});
+  storage.append(entries(61, 70, 3, 3));
+  QCOMPARE(storage.logBytes(), expected());
+}
+
 void RaftPaperTest::electionTimeoutsAreRandomizedOverTto2T() {
   std::set<int> distinct;
   for (std::uint64_t seed = 1; seed <= 100; ++seed) {
@@ -403,7 +448,8 @@ void RaftPaperTest::electionTimeoutsAreRandomizedOverTto2T() {
     distinct.insert(ticks);
   }
   // The spread covers the range rather than sitting on one value.
-  QVERIFY2(distinct.size() >= 5, qPrintable(QStringLiteral("%1 distinct timeouts").arg(distinct.size())));
+  QVERIFY2(distinct.size() >= 5,
+           qPrintable(QStringLiteral("%1 distinct timeouts").arg(distinct.size())));
   QVERIFY(*distinct.begin() < kElection + 3);
   QVERIFY(*distinct.rbegin() > 2 * kElection - 4);
 }
@@ -606,13 +652,15 @@ void RaftPaperTest::fastBacktrackingSkipsConflictingTerm() {
   const Index base = net.storage(1).lastIndex();
   auto silence = [&](std::set<NodeId> silent) {
     net.intercept = [silent](Message& m) {
-      return silent.count(m.from) && (m.type == MessageType::Append || m.type == MessageType::Heartbeat);
+      return silent.count(m.from) &&
+             (m.type == MessageType::Append || m.type == MessageType::Heartbeat);
     };
   };
 
   // Term A: leader 1 appends 50 entries that never leave it.
   silence({1});
-  for (int i = 0; i < 50; ++i) QCOMPARE_ENUM(net.propose(1, "old" + std::to_string(i)), ProposeResult::Accepted);
+  for (int i = 0; i < 50; ++i)
+    QCOMPARE_ENUM(net.propose(1, "old" + std::to_string(i)), ProposeResult::Accepted);
   net.deliverAll();
   const Term termA = net.node(1).term();
 
@@ -620,7 +668,8 @@ void RaftPaperTest::fastBacktrackingSkipsConflictingTerm() {
   // and 50 proposals) that never leave it either.
   silence({1, 3});
   QVERIFY(net.elect(3));
-  for (int i = 0; i < 50; ++i) QCOMPARE_ENUM(net.propose(3, "stale" + std::to_string(i)), ProposeResult::Accepted);
+  for (int i = 0; i < 50; ++i)
+    QCOMPARE_ENUM(net.propose(3, "stale" + std::to_string(i)), ProposeResult::Accepted);
   net.deliverAll();
   QCOMPARE(net.storage(3).lastIndex(), base + 51);
   QVERIFY(termAt(net, 3, base + 50) > termA);
@@ -629,7 +678,8 @@ void RaftPaperTest::fastBacktrackingSkipsConflictingTerm() {
   net.isolate(3);
   net.intercept = nullptr;
   QVERIFY(net.elect(1));
-  for (int i = 0; i < 50; ++i) QCOMPARE_ENUM(net.propose(1, "fresh" + std::to_string(i)), ProposeResult::Accepted);
+  for (int i = 0; i < 50; ++i)
+    QCOMPARE_ENUM(net.propose(1, "fresh" + std::to_string(i)), ProposeResult::Accepted);
   net.deliverAll();
   net.heartbeat(1);
   QCOMPARE(net.storage(1).lastIndex(), base + 101);
@@ -648,7 +698,8 @@ void RaftPaperTest::fastBacktrackingSkipsConflictingTerm() {
   for (int i = 0; i < 20 && net.log(3) != net.log(1); ++i) net.heartbeat(1);
   QCOMPARE(net.log(3), net.log(1));
   QCOMPARE(net.status(3).commit, base + 101);
-  QVERIFY2(rejections >= 1 && rejections <= 3, qPrintable(QStringLiteral("%1 rejections").arg(rejections)));
+  QVERIFY2(rejections >= 1 && rejections <= 3,
+           qPrintable(QStringLiteral("%1 rejections").arg(rejections)));
   QVERIFY(!appliedAnywhere(net, "stale0"));
   QVERIFY(!appliedAnywhere(net, "stale49"));
   QCOMPARE(net.peer(3).values.front(), std::string("old0"));
@@ -979,7 +1030,8 @@ void RaftPaperTest::checkQuorumIsolatedLeaderStepsDown() {
     net.tick(1);
     ++ticks;
   }
-  QVERIFY2(ticks <= 2 * kElection, qPrintable(QStringLiteral("stepped down after %1 ticks").arg(ticks)));
+  QVERIFY2(ticks <= 2 * kElection,
+           qPrintable(QStringLiteral("stepped down after %1 ticks").arg(ticks)));
   QCOMPARE_ENUM(net.node(1).role(), Role::Follower);
   QCOMPARE(net.node(1).term(), t);  // stepping down needs no new term
   QCOMPARE(net.node(1).leader(), raft::kNoNode);
@@ -1073,7 +1125,8 @@ void RaftPaperTest::snapshotCompactsAndStreamsChunksToLaggingFollower() {
   };
   net.propose(1, "after-0");
   net.propose(1, "after-1");
-  for (int i = 0; i < 50 && net.storage(3).lastIndex() < net.storage(1).lastIndex(); ++i) net.heartbeat(1);
+  for (int i = 0; i < 50 && net.storage(3).lastIndex() < net.storage(1).lastIndex(); ++i)
+    net.heartbeat(1);
   net.heartbeat(1);
 
   QCOMPARE(net.peer(3).snapshotsInstalled, std::uint64_t{1});
@@ -1123,10 +1176,12 @@ void RaftPaperTest::learnerJoinsCatchesUpAndIsPromoted() {
 
   net.addPeer(4);
   QCOMPARE(net.status(4).membership, Membership{});
-  QCOMPARE_ENUM(net.node(1).proposeChange({ConfigChange::Kind::AddLearner, 4}), ProposeResult::Accepted);
+  QCOMPARE_ENUM(net.node(1).proposeChange({ConfigChange::Kind::AddLearner, 4}),
+                ProposeResult::Accepted);
   net.drain(1);
   QVERIFY(heartbeatUntil(net, 1, [&] {
-    return net.status(1).membership.isLearner(4) && net.storage(4).lastIndex() == net.storage(1).lastIndex() &&
+    return net.status(1).membership.isLearner(4) &&
+           net.storage(4).lastIndex() == net.storage(1).lastIndex() &&
            net.status(4).commit == net.status(1).commit;
   }));
   const Membership withLearner{{1, 2, 3}, {4}};
@@ -1144,7 +1199,8 @@ void RaftPaperTest::learnerJoinsCatchesUpAndIsPromoted() {
   }
   QVERIFY(reported);
 
-  QCOMPARE_ENUM(net.node(1).proposeChange({ConfigChange::Kind::Promote, 4}), ProposeResult::Accepted);
+  QCOMPARE_ENUM(net.node(1).proposeChange({ConfigChange::Kind::Promote, 4}),
+                ProposeResult::Accepted);
   net.drain(1);
   QVERIFY(heartbeatUntil(net, 1, [&] { return net.status(4).membership.isVoter(4); }));
   const Membership promoted{{1, 2, 3, 4}, {}};
@@ -1170,7 +1226,8 @@ void RaftPaperTest::learnerNeitherVotesNorCountsForCommit() {
   QVERIFY(net.elect(1));
   net.heartbeat(1);
   net.addPeer(4);
-  QCOMPARE_ENUM(net.node(1).proposeChange({ConfigChange::Kind::AddLearner, 4}), ProposeResult::Accepted);
+  QCOMPARE_ENUM(net.node(1).proposeChange({ConfigChange::Kind::AddLearner, 4}),
+                ProposeResult::Accepted);
   net.drain(1);
   QVERIFY(heartbeatUntil(net, 1, [&] { return net.status(4).membership.isLearner(4); }));
 
@@ -1219,7 +1276,8 @@ void RaftPaperTest::removedNodeCannotDisrupt() {
   Network& net = network(3, classic());
   QVERIFY(net.elect(1));
   net.heartbeat(1);
-  QCOMPARE_ENUM(net.node(1).proposeChange({ConfigChange::Kind::Remove, 3}), ProposeResult::Accepted);
+  QCOMPARE_ENUM(net.node(1).proposeChange({ConfigChange::Kind::Remove, 3}),
+                ProposeResult::Accepted);
   net.drain(1);
   QVERIFY(heartbeatUntil(net, 1, [&] { return net.status(2).membership.voters.size() == 2; }));
   const Membership two{{1, 2}, {}};
@@ -1263,23 +1321,31 @@ void RaftPaperTest::onlyOneMembershipChangeAtATime() {
   net.addPeer(4);
   net.addPeer(5);
   // Changes that make no sense are refused outright.
-  QCOMPARE_ENUM(net.node(1).proposeChange({ConfigChange::Kind::AddLearner, 2}), ProposeResult::InvalidChange);
-  QCOMPARE_ENUM(net.node(1).proposeChange({ConfigChange::Kind::Promote, 9}), ProposeResult::InvalidChange);
-  QCOMPARE_ENUM(net.node(1).proposeChange({ConfigChange::Kind::Remove, 9}), ProposeResult::InvalidChange);
-  QCOMPARE_ENUM(net.node(2).proposeChange({ConfigChange::Kind::AddLearner, 4}), ProposeResult::NotLeader);
+  QCOMPARE_ENUM(net.node(1).proposeChange({ConfigChange::Kind::AddLearner, 2}),
+                ProposeResult::InvalidChange);
+  QCOMPARE_ENUM(net.node(1).proposeChange({ConfigChange::Kind::Promote, 9}),
+                ProposeResult::InvalidChange);
+  QCOMPARE_ENUM(net.node(1).proposeChange({ConfigChange::Kind::Remove, 9}),
+                ProposeResult::InvalidChange);
+  QCOMPARE_ENUM(net.node(2).proposeChange({ConfigChange::Kind::AddLearner, 4}),
+                ProposeResult::NotLeader);
 
   net.cut(1, 2);
   net.cut(1, 3);
-  QCOMPARE_ENUM(net.node(1).proposeChange({ConfigChange::Kind::AddLearner, 4}), ProposeResult::Accepted);
+  QCOMPARE_ENUM(net.node(1).proposeChange({ConfigChange::Kind::AddLearner, 4}),
+                ProposeResult::Accepted);
   net.drain(1);
   net.deliverAll();
   // Not committed yet: a second change must wait.
-  QCOMPARE_ENUM(net.node(1).proposeChange({ConfigChange::Kind::AddLearner, 5}), ProposeResult::ChangeInProgress);
-  QCOMPARE_ENUM(net.node(1).proposeChange({ConfigChange::Kind::Remove, 3}), ProposeResult::ChangeInProgress);
+  QCOMPARE_ENUM(net.node(1).proposeChange({ConfigChange::Kind::AddLearner, 5}),
+                ProposeResult::ChangeInProgress);
+  QCOMPARE_ENUM(net.node(1).proposeChange({ConfigChange::Kind::Remove, 3}),
+                ProposeResult::ChangeInProgress);
   QCOMPARE_ENUM(net.node(1).propose("data is fine"), ProposeResult::Accepted);
   net.heal();
   QVERIFY(heartbeatUntil(net, 1, [&] { return net.status(1).membership.isLearner(4); }));
-  QCOMPARE_ENUM(net.node(1).proposeChange({ConfigChange::Kind::AddLearner, 5}), ProposeResult::Accepted);
+  QCOMPARE_ENUM(net.node(1).proposeChange({ConfigChange::Kind::AddLearner, 5}),
+                ProposeResult::Accepted);
   net.drain(1);
   QVERIFY(heartbeatUntil(net, 1, [&] { return net.status(1).membership.isLearner(5); }));
   QCOMPARE(sorted(net.status(1).membership.learners), (std::vector<NodeId>{4, 5}));

@@ -48,16 +48,18 @@ struct ConnectionStrategy {
   static ConnectionStrategy once();
   /// Retries rounds forever, waiting `initial`, then twice as long each
   /// round, up to `max`.
+  /// The defaults keep a failover short: while a new leader is elected the
+  /// client polls every member at least every 250 ms.
   static ConnectionStrategy exponentialBackoff(
-      std::chrono::milliseconds initial = std::chrono::milliseconds(50),
-      std::chrono::milliseconds max = std::chrono::milliseconds(1000));
+      std::chrono::milliseconds initial = std::chrono::milliseconds(25),
+      std::chrono::milliseconds max = std::chrono::milliseconds(250));
 
   /// The pause after failed round number `round` (1-based); nothing: give up.
   std::optional<std::chrono::milliseconds> delayAfterRound(int round) const;
 
   bool retry = true;
-  std::chrono::milliseconds initialDelay{50};
-  std::chrono::milliseconds maxDelay{1000};
+  std::chrono::milliseconds initialDelay{25};
+  std::chrono::milliseconds maxDelay{250};
 };
 
 /// A membership change a client can ask the leader for.

@@ -487,6 +487,13 @@ void ClientCore::leaderFailed(const QString& error, const wire::LeaderHint* hint
   } else if (m_knownLeaderAddress == previous) {
     m_knownLeaderAddress.clear();
   }
+  if (!m_leaderTarget.isEmpty() && m_hintsFollowed < m_members.size()) {
+    // A hint names a new leader: going there is progress, not a failed
+    // attempt (unless hints keep going round, as during a hand-over).
+    ++m_hintsFollowed;
+    schedulePump();
+    return;
+  }
   if (m_leaderTarget.isEmpty()) {
     m_leaderTarget = nextMember();
     if (m_leaderTarget == previous && m_members.size() > 1) m_leaderTarget = nextMember();
@@ -512,6 +519,7 @@ void ClientCore::leaderFailed(const QString& error, const wire::LeaderHint* hint
 
 void ClientCore::leaderSucceeded() {
   m_failedAttempts = 0;
+  m_hintsFollowed = 0;
   m_round = 0;
   if (Connection* leader = leaderConnection()) {
     m_knownLeaderAddress = leader->address;

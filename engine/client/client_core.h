@@ -210,8 +210,9 @@ class ClientCore : public QObject {
   std::uint64_t m_generation = 1;  // changes with every new leader connection
   bool m_bound = false;            // the session is bound to the leader connection
   bool m_bindingSent = false;
-  QString m_leaderTarget;        // the next address to try as leader
-  QString m_knownLeaderAddress;  // the leader as far as the servers told
+  QString m_leaderTarget;         // the next address to try as leader
+  qsizetype m_hintsFollowed = 0;  // leader hints followed since the last success
+  QString m_knownLeaderAddress;   // the leader as far as the servers told
   int m_failedAttempts = 0;
   int m_round = 0;
   bool m_backingOff = false;

@@ -41,8 +41,17 @@ void MemoryStorage::append(const std::vector<Entry>& entries) {
   if (first <= offset || first > lastIndex() + 1) {
     throw std::out_of_range("MemoryStorage::append: entries leave a gap or overwrite the snapshot");
   }
+  for (std::size_t i = first - offset; i < m_entries.size(); ++i) {
+    m_bytes -= m_entries[i].data.size();
+  }
   m_entries.resize(first - offset);
   m_entries.insert(m_entries.end(), entries.begin(), entries.end());
+  for (const Entry& entry : entries) m_bytes += entry.data.size();
+}
+
+void MemoryStorage::recountBytes() {
+  m_bytes = 0;
+  for (const Entry& entry : m_entries) m_bytes += entry.data.size();
 }
 
 void MemoryStorage::takeSnapshot(const SnapshotMeta& meta, std::string data, Index keepEntries) {
@@ -61,6 +70,7 @@ void MemoryStorage::takeSnapshot(const SnapshotMeta& meta, std::string data, Ind
     sentinel.data.clear();
     sentinel.type = EntryType::Normal;
     sentinel.change = {};
+    recountBytes();
   }
 }
 
@@ -84,12 +94,7 @@ void MemoryStorage::installSnapshot(const SnapshotMeta& meta, std::string data) 
   m_snapshot.size = data.size();
   m_snapshotData = std::move(data);
   if (m_hardState.commit < meta.index) m_hardState.commit = meta.index;
-}
-
-std::size_t MemoryStorage::logBytes() const {
-  std::size_t bytes = 0;
-  for (const Entry& entry : m_entries) bytes += entry.data.size();
-  return bytes;
+  recountBytes();
 }
 
 }  // namespace copycat::raft

@@ -58,16 +58,20 @@ class MemoryStorage : public LogStorage {
   /// after the snapshot that agree with it are kept.
   void installSnapshot(const SnapshotMeta& meta, std::string data);
   const std::string& snapshotData() const { return m_snapshotData; }
-  /// Bytes of entry payload held, for compaction thresholds and reporting.
-  std::size_t logBytes() const;
+  /// Bytes of entry payload held, for compaction thresholds and reporting
+  /// (a running total: cheap enough to ask after every batch).
+  std::size_t logBytes() const { return m_bytes; }
 
  private:
+  void recountBytes();
+
   HardState m_hardState;
   SnapshotMeta m_snapshot;
   std::string m_snapshotData;
   // m_entries[0] is a sentinel holding index and term of firstIndex() - 1;
   // entry i lives at m_entries[i - m_entries[0].index].
   std::vector<Entry> m_entries;
+  std::size_t m_bytes = 0;
 };
 
 }  // namespace copycat::raft
