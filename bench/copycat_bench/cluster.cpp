@@ -201,7 +201,19 @@ class ProcessCluster : public Cluster {
     return total;
   }
   /// Not counted: StatusReply does not carry the servers' storage counters.
-  std::optional<StorageTotals> storageTotals() const override { return std::nullopt; }
+  std::optional<StorageTotals> storageTotals() const override {
+    if (!m_config.disk || !m_admin) return std::nullopt;
+    StorageTotals totals;
+    for (int node = 0; node < static_cast<int>(m_addresses.size()); ++node) {
+      if (!alive(node)) continue;
+      auto reply = m_admin->status(m_addresses.at(node)).result();
+      if (!reply || !reply->error.isEmpty()) return std::nullopt;
+      totals.syncs += reply->storageSyncs;
+      totals.batches += reply->storageBatches;
+      totals.entries += reply->storageEntries;
+    }
+    return totals;
+  }
 
   QString diagnose() const override {
     QString text;

@@ -241,8 +241,9 @@ void addPointNotes(Table& table, const RunContext& context) {
                fixed(physical.loopbackRttUs, 1)));
   if (context.options.launcher == Launcher::Processes) {
     table.addNote(
-        QStringLiteral("CPU: copycatd processes + copycat-bench (cores); fsyncs: n/a, the status "
-                       "reply of a copycatd does not carry its storage counters"));
+        QStringLiteral("CPU: copycatd processes + copycat-bench (cores); fsync/s and "
+                       "entries/fsync: the storage counters in each copycatd's status reply "
+                       "(file fdatasync + directory fsync; entries appended on every replica)"));
   } else {
     table.addNote(
         QStringLiteral("CPU: the whole process (servers, clients, benchmark) in cores; fsync/s and "

@@ -91,6 +91,10 @@ struct ServerStatus {
   quint64 lastIndex = 0;
   quint64 snapshotIndex = 0;
   quint64 logBytes = 0;
+  /// Storage work since the server started: syncs, batches, entries.
+  quint64 storageSyncs = 0;
+  quint64 storageBatches = 0;
+  quint64 storageEntries = 0;
   std::vector<MemberInfo> members;
   QString error;  // empty when the server answered
 };

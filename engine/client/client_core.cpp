@@ -100,6 +100,9 @@ ServerStatus toStatus(const wire::StatusReply& reply) {
   status.lastIndex = reply.last_index();
   status.snapshotIndex = reply.snapshot_index();
   status.logBytes = reply.log_bytes();
+  status.storageSyncs = reply.storage_syncs();
+  status.storageBatches = reply.storage_batches();
+  status.storageEntries = reply.storage_entries();
   status.members = toMembers(reply.members());
   return status;
 }

@@ -528,6 +528,10 @@ void ClientService::onStatus(quint64 connection, const wire::Frame& frame) {
   out->set_snapshot_index(status.snapshotIndex);
   out->set_log_bytes(m_runtime.logBytesNow());
   fillMembers(out->mutable_members());
+  const storage::StorageCounters counters = m_runtime.storageCountersNow();
+  out->set_storage_syncs(counters.syncs);
+  out->set_storage_batches(counters.batches);
+  out->set_storage_entries(counters.entries);
   send(connection, answer);
 }
 

@@ -259,6 +259,10 @@ raft::Status RaftRuntime::statusNow() const { return m_node ? m_node->status() :
 
 std::uint64_t RaftRuntime::logBytesNow() const { return m_storage ? m_storage->logBytes() : 0; }
 
+storage::StorageCounters RaftRuntime::storageCountersNow() const {
+  return m_storage ? m_storage->counters() : storage::StorageCounters{};
+}
+
 QString RaftRuntime::addressOf(raft::NodeId id) const {
   auto found = m_addresses.find(id);
   return found == m_addresses.end() ? QString() : found->second;
@@ -578,8 +582,7 @@ void RaftRuntime::publish() {
     rejected = m_transport->rejectedConnections();
   }
   const std::uint64_t logBytes = logBytesNow();
-  const storage::StorageCounters counters =
-      m_storage ? m_storage->counters() : storage::StorageCounters{};
+  const storage::StorageCounters counters = storageCountersNow();
   QMutexLocker lock(&m_state->mutex);
   m_state->storage = counters;
   m_state->status = std::move(status);

@@ -168,6 +168,7 @@ class RaftRuntime : public QObject {
   raft::ProposeResult transferLeadershipNow(raft::NodeId target);
   raft::Status statusNow() const;
   std::uint64_t logBytesNow() const;
+  storage::StorageCounters storageCountersNow() const;
   const std::map<raft::NodeId, QString>& addresses() const { return m_addresses; }
   QString addressOf(raft::NodeId id) const;
   bool sendToClient(quint64 connection, const wire::Frame& frame);
