@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Runs both sides of docs/BENCHMARKS.md back to back on this machine:
+# copycat-bench (3 copycatd processes, fsync on, 256 B values, closed-loop
+# clients 1/16/64/100, then reads) and scripts/bench-etcd.sh (etcd 3.4.23,
+# 3 members on 127.0.0.1, the same clients and payloads), then failover,
+# recovery, snapshot and the machine's physical figures.
+#   scripts/bench-compare.sh [OUT_DIR]     (default bench-results/compare)
+# Builds copycat-bench and copycatd first (make build). Takes about 7 minutes.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+out="${1:-bench-results/compare}"
+seconds="${BENCH_SECONDS:-10}"
+mkdir -p "$out"
+make build >/dev/null
+bench=build/bench/copycat-bench
+echo "load before: $(uptime)"
+"$bench" physical --json "$out/physical.jsonl"
+"$bench" throughput --launcher processes --duration "$seconds" --json "$out/throughput.jsonl"
+BENCH_SECONDS="$seconds" scripts/bench-etcd.sh "$out/etcd.jsonl"
+"$bench" reads --launcher processes --duration "$seconds" --json "$out/reads.jsonl"
+"$bench" failover --launcher processes --kills 10 --json "$out/failover.jsonl"
+"$bench" recovery --json "$out/recovery.jsonl"
+"$bench" snapshot --json "$out/snapshot.jsonl"
+echo "load after: $(uptime)"
+echo "results and charts in $out"
