@@ -77,7 +77,12 @@ bool RaftRuntime::start() {
       });
   connect(m_transport.get(), &PeerTransport::peerAddressLearned, this,
           [this](quint64 peer, const QString& address) {
-            if (m_addresses.count(peer)) return;
+            if (m_addresses.count(peer) || !m_node) return;
+            // A member we had no address for, or, while this server is not a
+            // member yet (joining), whoever replicates to it. A removed server
+            // that still connects is not taken back into the address book.
+            const raft::Membership membership = m_node->status().membership;
+            if (!membership.contains(peer) && membership.contains(m_config.id)) return;
             std::map<raft::NodeId, QString> next = m_addresses;
             next[peer] = address;
             setAddresses(std::move(next));
