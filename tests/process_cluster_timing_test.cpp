@@ -161,7 +161,7 @@ QString tailOf(const QString& path, int lines = 25) {
 /// empty when there were not enough.
 QStringList freeAddresses(int count) {
   QStringList addresses;
-  for (quint16 port : copycat::testing::freePorts(count)) {
+  for (quint16 port : copycat::server::freeLoopbackPorts(count)) {
     addresses << QStringLiteral("127.0.0.1:%1").arg(port);
   }
   return addresses;
@@ -953,7 +953,7 @@ class ProcessClusterTimingTest : public QObject {
 
   void copycatd_usage_errors_data() {
     QTest::addColumn<QStringList>("arguments");
-    const std::vector<quint16> port = copycat::testing::freePorts(1);
+    const std::vector<quint16> port = copycat::server::freeLoopbackPorts(1);
     const QString address = QStringLiteral("127.0.0.1:%1").arg(port.empty() ? 29999 : port.front());
     const QString data = QDir::temp().filePath(QStringLiteral("copycatd-usage-never-created"));
     const QStringList valid{QStringLiteral("--address"), address, QStringLiteral("--data"), data};

@@ -99,7 +99,7 @@ void registerAll(Serializer& serializer) {
   serializer.registerType<StampsQuery>(102);
 }
 
-using copycat::testing::freePorts;
+using copycat::testing::freeLoopbackPorts;
 
 /// Waits for a future while the test thread's event loop keeps running.
 /// Nothing when it did not finish in time, was cancelled or failed with a
@@ -120,7 +120,7 @@ std::optional<Expected<T>> await(QFuture<Expected<T>> future, int timeoutMs = kR
 class Cluster {
  public:
   explicit Cluster(std::uint64_t snapshotEntries = 10000) : m_snapshotEntries(snapshotEntries) {
-    for (quint16 port : freePorts(3)) m_members << QStringLiteral("127.0.0.1:%1").arg(port);
+    for (quint16 port : freeLoopbackPorts(3)) m_members << QStringLiteral("127.0.0.1:%1").arg(port);
     for (const QString& address : m_members) m_servers[address] = build(address);
   }
 
@@ -383,7 +383,7 @@ void ServerApiTimingTest::unregisteredOperationIsAnError() {
                                .withRegistration(copycat::kv::registerKvOperations)
                                .build());
 
-  const std::vector<quint16> ports = freePorts(1);
+  const std::vector<quint16> ports = freeLoopbackPorts(1);
   QCOMPARE(ports.size(), std::size_t{1});
   auto server = Server::builder(QStringLiteral("127.0.0.1:%1").arg(ports[0]))
                     .withStateMachine([] { return std::make_unique<SlowMap>(); })

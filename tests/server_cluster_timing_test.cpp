@@ -37,7 +37,7 @@ namespace {
 constexpr int kLeaderTimeoutMs = 10000;
 constexpr int kCommitTimeoutMs = 10000;
 
-using copycat::testing::freePorts;
+using copycat::testing::freeLoopbackPorts;
 using copycat::testing::hasErrorFrame;
 using copycat::testing::RawConnection;
 
@@ -60,7 +60,7 @@ using Tweak = std::function<void(NodeId, ServerConfig&)>;
 class Cluster {
  public:
   Cluster(bool disk, int size, const Tweak& tweak = {}) {
-    const std::vector<quint16> ports = freePorts(size);
+    const std::vector<quint16> ports = freeLoopbackPorts(size);
     for (int i = 0; i < static_cast<int>(ports.size()); ++i) {
       m_members[static_cast<NodeId>(i + 1)] = QStringLiteral("127.0.0.1:%1").arg(ports[i]);
     }
@@ -400,7 +400,7 @@ class ServerClusterTimingTest : public QObject {
 
     // A whole server of another cluster that knows our members' addresses
     // never gets a connection accepted, and the cluster carries on.
-    const std::vector<quint16> ports = freePorts(1);
+    const std::vector<quint16> ports = freeLoopbackPorts(1);
     QCOMPARE(ports.size(), std::size_t{1});
     ServerConfig config;
     config.id = 4;

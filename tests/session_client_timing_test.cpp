@@ -37,7 +37,7 @@ using copycat::client::ServerSelection;
 using copycat::kv::GetQuery;
 using copycat::kv::PutCommand;
 using copycat::server::Server;
-using copycat::testing::freePorts;
+using copycat::testing::freeLoopbackPorts;
 using copycat::testing::hasErrorFrame;
 using copycat::testing::RawConnection;
 namespace raft = copycat::raft;
@@ -149,7 +149,7 @@ class Cluster {
   };
 
   explicit Cluster(Options options) : m_options(options) {
-    for (quint16 port : freePorts(options.size + 1)) {
+    for (quint16 port : freeLoopbackPorts(options.size + 1)) {
       m_addresses << QStringLiteral("127.0.0.1:%1").arg(port);
     }
     m_spare = m_addresses.isEmpty() ? QString() : m_addresses.takeLast();

@@ -12,8 +12,6 @@
 #include <QFile>
 #include <QHostAddress>
 #include <QProcess>
-#include <QRandomGenerator>
-#include <QTcpServer>
 
 #include "bench/copycat_bench/stats.h"
 #include "engine/client/client.h"
@@ -315,12 +313,12 @@ int Cluster::leader(std::chrono::milliseconds timeout) {
 }
 
 int Cluster::addAddress() {
-  const std::vector<quint16> ports = freePorts(1);
+  const std::vector<quint16> ports = server::freeLoopbackPorts(1);
   if (ports.empty()) throw std::runtime_error("no free loopback port");
   // Avoid a port already handed to another node of this run.
   QString address = QStringLiteral("127.0.0.1:%1").arg(ports.front());
   while (m_addresses.contains(address)) {
-    address = QStringLiteral("127.0.0.1:%1").arg(freePorts(1).at(0));
+    address = QStringLiteral("127.0.0.1:%1").arg(server::freeLoopbackPorts(1).at(0));
   }
   m_addresses << address;
   m_alive.push_back(true);
@@ -339,20 +337,6 @@ std::unique_ptr<client::Client> makeClient(const QStringList& members, const QSt
       .withTimeout(timeout)
       .withName(name)
       .build();
-}
-
-std::vector<quint16> freePorts(int count) {
-  std::vector<std::unique_ptr<QTcpServer>> holders;
-  std::vector<quint16> ports;
-  for (int attempt = 0; attempt < 2000 && static_cast<int>(ports.size()) < count; ++attempt) {
-    const auto port = static_cast<quint16>(20000 + QRandomGenerator::global()->bounded(12000));
-    auto server = std::make_unique<QTcpServer>();
-    if (!server->listen(QHostAddress::LocalHost, port)) continue;
-    ports.push_back(port);
-    holders.push_back(std::move(server));
-  }
-  if (static_cast<int>(ports.size()) < count) return {};
-  return ports;
 }
 
 }  // namespace copycat::bench

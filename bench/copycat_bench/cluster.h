@@ -102,8 +102,4 @@ std::unique_ptr<client::Client> makeClient(
     const QStringList& members, const QString& name,
     std::chrono::milliseconds timeout = std::chrono::seconds(10));
 
-/// Loopback ports that were free a moment ago (held open together, then
-/// released), below Linux's ephemeral range.
-std::vector<quint16> freePorts(int count);
-
 }  // namespace copycat::bench

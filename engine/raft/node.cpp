@@ -98,5 +98,6 @@ NodeId Node::id() const { return m_core->id(); }
 Role Node::role() const { return m_core->role(); }
 Term Node::term() const { return m_core->term(); }
 NodeId Node::leader() const { return m_core->leader(); }
+Index Node::lastIndex() const { return m_core->lastIndex(); }
 
 }  // namespace copycat::raft

@@ -189,6 +189,8 @@ class Node {
   Role role() const;
   Term term() const;
   NodeId leader() const;
+  /// The last index in the log (cheaper than status()).
+  Index lastIndex() const;
 
  private:
   std::unique_ptr<RaftCore> m_core;

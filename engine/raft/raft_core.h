@@ -52,6 +52,7 @@ class RaftCore {
   Role role() const { return m_role; }
   Term term() const { return m_term; }
   NodeId leader() const { return m_leader; }
+  Index lastIndex() const { return m_log.lastIndex(); }
 
  private:
   struct PendingRead {

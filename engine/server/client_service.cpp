@@ -103,10 +103,10 @@ void ClientService::post(std::function<void()> task) {
   QMetaObject::invokeMethod(this, std::move(task), Qt::QueuedConnection);
 }
 
-bool ClientService::isLeader() const { return m_runtime.statusNow().role == raft::Role::Leader; }
+bool ClientService::isLeader() const { return m_runtime.roleNow() == raft::Role::Leader; }
 
 void ClientService::fillLeader(wire::LeaderHint* hint) const {
-  const raft::NodeId leader = m_runtime.statusNow().leader;
+  const raft::NodeId leader = m_runtime.leaderNow();
   hint->set_node_id(leader);
   if (leader != raft::kNoNode) hint->set_address(m_runtime.addressOf(leader).toStdString());
 }

@@ -168,7 +168,12 @@ QFuture<raft::Index> RaftRuntime::propose(std::string data, AcceptedCallback acc
           failPromise(*promise, QStringLiteral("the server is not running"));
           return;
         }
-        const raft::ProposeResult result = m_node->propose(std::move(data));
+        raft::Index index = 0;
+        const raft::ProposeResult result =
+            proposeNow(std::move(data), [&](raft::Index appended, raft::Term term) {
+              index = appended;
+              if (accepted) accepted(appended, term);
+            });
         if (result != raft::ProposeResult::Accepted) {
           failPromise(
               *promise,
@@ -178,8 +183,6 @@ QFuture<raft::Index> RaftRuntime::propose(std::string data, AcceptedCallback acc
               m_node->leader());
           return;
         }
-        const raft::Index index = m_node->status().lastIndex;
-        if (accepted) accepted(index, m_node->term());
         processReady();
         if (m_failed) {
           failPromise(*promise, QStringLiteral("the server stopped"));
@@ -229,7 +232,7 @@ raft::ProposeResult RaftRuntime::proposeNow(std::string data, const AcceptedCall
   if (!usable()) return raft::ProposeResult::NotLeader;
   const raft::ProposeResult result = m_node->propose(std::move(data));
   if (result != raft::ProposeResult::Accepted) return result;
-  if (accepted) accepted(m_node->status().lastIndex, m_node->term());
+  if (accepted) accepted(m_node->lastIndex(), m_node->term());
   flushSoon();
   return result;
 }
@@ -259,6 +262,10 @@ raft::ProposeResult RaftRuntime::transferLeadershipNow(raft::NodeId target) {
   if (result == raft::ProposeResult::Accepted) flushSoon();
   return result;
 }
+
+raft::Role RaftRuntime::roleNow() const { return m_node ? m_node->role() : raft::Role::Follower; }
+
+raft::NodeId RaftRuntime::leaderNow() const { return m_node ? m_node->leader() : raft::kNoNode; }
 
 raft::Status RaftRuntime::statusNow() const { return m_node ? m_node->status() : raft::Status{}; }
 

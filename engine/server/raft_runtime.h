@@ -166,6 +166,9 @@ class RaftRuntime : public QObject {
   using ReadCallback = std::function<void(std::optional<raft::Index> index, const QString& error)>;
   raft::ProposeResult readIndexNow(bool lease, ReadCallback done);
   raft::ProposeResult transferLeadershipNow(raft::NodeId target);
+  /// Cheap on the hot path (statusNow() copies the whole status).
+  raft::Role roleNow() const;
+  raft::NodeId leaderNow() const;
   raft::Status statusNow() const;
   std::uint64_t logBytesNow() const;
   storage::StorageCounters storageCountersNow() const;

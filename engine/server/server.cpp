@@ -251,6 +251,15 @@ QFuture<void> Server::bootstrap(const QStringList& members) {
   return m_node->bootstrap(std::move(byId));
 }
 
+void Server::startAdminClient(const QStringList& members, std::chrono::milliseconds timeout,
+                              const QString& name) {
+  m_adminClient = client::Client::builder(members)
+                      .withClusterId(m_config.clusterId)
+                      .withTimeout(timeout)
+                      .withName(name)
+                      .build();
+}
+
 QFuture<void> Server::join(const QStringList& members, std::chrono::milliseconds timeout) {
   QString error;
   if (!ensureStarted(&error)) return failedVoid(error);
@@ -260,11 +269,7 @@ QFuture<void> Server::join(const QStringList& members, std::chrono::milliseconds
     }
   }
   if (members.isEmpty()) return failedVoid(QStringLiteral("join: no member to contact"));
-  m_adminClient = client::Client::builder(members)
-                      .withClusterId(m_config.clusterId)
-                      .withTimeout(timeout)
-                      .withName(QStringLiteral("copycat-server-join"))
-                      .build();
+  startAdminClient(members, timeout, QStringLiteral("copycat-server-join"));
   ServerNode* node = m_node.get();
   return m_adminClient->join(m_config.address)
       .then(QtFuture::Launch::Sync, [node](Expected<client::MembershipResult> result) {
@@ -287,11 +292,7 @@ QFuture<void> Server::leave(std::chrono::milliseconds timeout) {
     if (id != m_config.id) members << address;
   }
   members << m_config.address;
-  m_adminClient = client::Client::builder(members)
-                      .withClusterId(m_config.clusterId)
-                      .withTimeout(timeout)
-                      .withName(QStringLiteral("copycat-server-leave"))
-                      .build();
+  startAdminClient(members, timeout, QStringLiteral("copycat-server-leave"));
   return m_adminClient->leave(m_config.address)
       .then(QtFuture::Launch::Sync, [](Expected<client::MembershipResult> result) {
         if (!result) {

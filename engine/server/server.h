@@ -189,6 +189,9 @@ class Server {
   Server(ServerConfig config, QString name, StateMachineFactory factory,
          std::shared_ptr<const Serializer> serializer);
   bool ensureStarted(QString* error);
+  /// Replaces m_adminClient by a client of `members` for join() / leave().
+  void startAdminClient(const QStringList& members, std::chrono::milliseconds timeout,
+                        const QString& name);
   void stopAll();
   std::int64_t nextTimestamp();
 

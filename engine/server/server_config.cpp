@@ -1,5 +1,10 @@
 #include "engine/server/server_config.h"
 
+#include <memory>
+
+#include <QRandomGenerator>
+#include <QTcpServer>
+
 namespace copycat::server {
 
 std::optional<Endpoint> parseEndpoint(const QString& address) {
@@ -20,6 +25,20 @@ std::optional<Endpoint> parseEndpoint(const QString& address) {
   }
   endpoint.port = static_cast<quint16>(port);
   return endpoint;
+}
+
+std::vector<quint16> freeLoopbackPorts(int count) {
+  std::vector<std::unique_ptr<QTcpServer>> holders;
+  std::vector<quint16> ports;
+  for (int attempt = 0; attempt < 2000 && static_cast<int>(ports.size()) < count; ++attempt) {
+    const auto port = static_cast<quint16>(20000 + QRandomGenerator::global()->bounded(12000));
+    auto server = std::make_unique<QTcpServer>();
+    if (!server->listen(QHostAddress::LocalHost, port)) continue;
+    ports.push_back(port);
+    holders.push_back(std::move(server));
+  }
+  if (static_cast<int>(ports.size()) < count) return {};
+  return ports;
 }
 
 raft::NodeId nodeIdOf(const QString& address) {

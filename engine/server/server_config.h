@@ -4,6 +4,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <QHostAddress>
 #include <QString>
@@ -22,6 +23,13 @@ struct Endpoint {
 /// Parses "host:port" where host is an IPv4 literal, "[v6]" or "localhost".
 /// Returns nothing when the text is not such an address or the port is 0.
 std::optional<Endpoint> parseEndpoint(const QString& address);
+
+/// `count` loopback (127.0.0.1) ports that were free a moment ago: all are
+/// held open at once, then released, so they are distinct. They come from
+/// 20000-31999, below Linux's ephemeral range, so outgoing sockets (bound to
+/// port 0) never take them. Empty when that many could not be found. For
+/// tests, benchmarks and in-process clusters on one machine.
+std::vector<quint16> freeLoopbackPorts(int count);
 
 /// The member id every server derives from its "host:port" address: a
 /// 53-bit hash, so that JSON tools read it exactly.

@@ -9,7 +9,6 @@
 #include <vector>
 
 #include <QCoreApplication>
-#include <QTcpServer>
 #include <QTemporaryDir>
 
 #include "engine/kv/map_state_machine.h"
@@ -22,12 +21,8 @@ int main(int argc, char* argv[]) {
   QCoreApplication app(argc, argv);
   QTemporaryDir data;  // the servers' logs and snapshots, removed at exit
   QStringList members;
-  QTcpServer probes[3];  // three ports free right now, released for the servers
-  for (QTcpServer& probe : probes) {
-    probe.listen(QHostAddress::LocalHost);
-    members << QStringLiteral("127.0.0.1:%1").arg(probe.serverPort());
-  }
-  for (QTcpServer& probe : probes) probe.close();
+  for (quint16 port : copycat::server::freeLoopbackPorts(3))
+    members << QStringLiteral("127.0.0.1:%1").arg(port);
 
   std::vector<std::unique_ptr<Server>> servers;
   try {
