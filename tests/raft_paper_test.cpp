@@ -140,6 +140,7 @@ class RaftPaperTest : public QObject {
   void followerCommitIsMinOfLeaderCommitAndLastNewEntry();
   void fastBacktrackingSkipsConflictingTerm();
   void leaderCommitsOnMajorityAndFollowersLearnIt();
+  void leaderCountsItselfOnlyOnceItsWriteIsDurable();
   // Section 5.4.2: committing entries from previous terms (Figure 8).
   void previousTermEntryCommitsOnlyThroughCurrentTerm();
   void figure8OldTermEntryOnMajorityIsNotCommitted();
@@ -734,6 +735,64 @@ void RaftPaperTest::leaderCommitsOnMajorityAndFollowersLearnIt() {
   QCOMPARE(net.status(3).commit, c + 1);
   QCOMPARE(net.status(4).commit, c);
   QCOMPARE(net.peer(2).values.back(), std::string("a"));
+}
+
+// Thesis §10.2.1: the leader sends new entries while it writes them, and
+// counts itself toward their commitment only once its write is durable.
+void RaftPaperTest::leaderCountsItselfOnlyOnceItsWriteIsDurable() {
+  Network& net = network(3, classic());
+  QVERIFY(net.elect(1));
+  net.heartbeat(1);
+  const Index c = net.status(1).commit;
+  raft::Node& leader = net.node(1);
+  QCOMPARE_ENUM(leader.propose("a"), ProposeResult::Accepted);
+  raft::Ready batch = leader.ready();
+  QVERIFY(batch.sendBeforePersist);
+  QCOMPARE(batch.entries.size(), std::size_t{1});
+  QCOMPARE(batch.entries.front().index, c + 1);
+  // Node 2 stores the entry and acknowledges while the leader still writes.
+  for (const Message& append : batch.messages) {
+    if (append.to == 2) net.inject(append);
+  }
+  const std::vector<Message> acks =
+      net.take([](const Message& m) { return m.from == 2 && m.to == 1; });
+  QVERIFY(!acks.empty());
+  for (const Message& ack : acks) leader.step(ack);
+  // One durable copy of three: not committed, nothing to apply.
+  QCOMPARE(leader.status().commit, c);
+  QVERIFY(batch.committed.empty());
+  // The leader's write completes: two durable copies commit the entry.
+  net.storage(1).append(batch.entries);
+  leader.advance(batch);
+  QCOMPARE(leader.status().commit, c + 1);
+  net.drain(1);
+  QCOMPARE(net.peer(1).values.back(), std::string("a"));
+  net.deliverAll();
+  net.heartbeat(1);
+  QCOMPARE(net.status(3).commit, c + 1);
+  QCOMPARE(net.peer(3).values.back(), std::string("a"));
+
+  // Everything else waits for the write: a follower's acknowledgement...
+  QCOMPARE_ENUM(leader.propose("b"), ProposeResult::Accepted);
+  batch = leader.ready();
+  net.storage(1).append(batch.entries);
+  leader.advance(batch);
+  net.drain(1);
+  for (const Message& append : batch.messages) {
+    if (append.to != 2) continue;
+    net.node(2).step(append);
+    const raft::Ready follower = net.node(2).ready();
+    QVERIFY(!follower.entries.empty());
+    QVERIFY(!follower.sendBeforePersist);
+    net.storage(2).append(follower.entries);
+    net.node(2).advance(follower);
+  }
+  // ...and a candidate's vote requests in a term it has not written yet.
+  net.node(3).campaign();
+  const raft::Ready candidate = net.node(3).ready();
+  QVERIFY(candidate.hardState.has_value());
+  QVERIFY(!candidate.messages.empty());
+  QVERIFY(!candidate.sendBeforePersist);
 }
 
 // ---------------------------------------------------------------------------

@@ -103,9 +103,10 @@ struct Status {
 /// The output of the core, numbered. PERSIST BEFORE SEND: the runtime must
 /// durably write `hardState`, `entries` (replacing any conflicting suffix)
 /// and an installed `snapshot` with its `snapshotChunks` before it sends any
-/// of `messages`. It may apply `committed` after that, serve `reads` once the
-/// state machine has applied their index, and then call Node::advance with
-/// this batch.
+/// of `messages`, unless `sendBeforePersist` allows sending them first. It
+/// may apply `committed` after the write, serve `reads` once the state
+/// machine has applied their index, and then call Node::advance with this
+/// batch.
 struct Ready {
   std::uint64_t number = 0;
   std::optional<HardState> hardState;
@@ -121,6 +122,12 @@ struct Ready {
   /// Set when role or leader changed since the previous batch.
   std::optional<Role> role;
   NodeId leader = kNoNode;
+  /// Set when `messages` may leave before (or while) this batch is written:
+  /// they are a leader's, in a term whose term and vote are already durable.
+  /// The leader replicates its new entries in parallel with its own write and
+  /// counts itself toward their commitment only after advance() (thesis
+  /// §10.2.1), so a crash that loses them cannot undo a commit.
+  bool sendBeforePersist = false;
 
   bool empty() const;
 };

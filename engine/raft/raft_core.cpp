@@ -737,11 +737,9 @@ void RaftCore::appendEntries(std::vector<Entry> entries) {
   }
   trackChanges(entries, 0);
   m_log.append(std::move(entries));
-  Progress& self = m_progress[m_config.id];
-  self.maybeUpdate(m_log.lastIndex());
-  self.recentActive = true;
+  // The leader's own match advances in advance(), once its write is durable.
+  m_progress[m_config.id].recentActive = true;
   m_broadcastPending = true;
-  maybeCommit();
 }
 
 bool RaftCore::quorumActive() {
@@ -960,7 +958,7 @@ void RaftCore::syncProgressWithMembership() {
     Progress progress;
     progress.next = last + 1;
     if (id == m_config.id) {
-      progress.match = last;
+      progress.match = m_log.stableLastIndex();
       progress.recentActive = true;
     }
     m_progress.emplace(id, progress);
@@ -1019,6 +1017,9 @@ Ready RaftCore::ready() {
     m_reportedLeader = m_leader;
   }
   batch.leader = m_leader;
+  batch.sendBeforePersist = m_role == Role::Leader && m_term == m_persistedHardState.term &&
+                            m_vote == m_persistedHardState.vote && !batch.snapshot &&
+                            batch.snapshotChunks.empty();
   m_readyOutstanding = true;
   return batch;
 }
@@ -1033,7 +1034,15 @@ void RaftCore::advance(const Ready& batch) {
     m_log.stableSnapshotTo(batch.snapshot->index);
     m_log.setApplied(std::max(m_log.applied(), batch.snapshot->index));
   }
-  if (!batch.entries.empty()) m_log.stableTo(batch.entries.back().index, batch.entries.back().term);
+  if (!batch.entries.empty()) {
+    m_log.stableTo(batch.entries.back().index, batch.entries.back().term);
+    if (m_role == Role::Leader) {
+      // Thesis §10.2.1: the leader replicated these entries while writing
+      // them; it counts itself toward their commitment only now.
+      m_progress[m_config.id].maybeUpdate(m_log.stableLastIndex());
+      if (maybeCommit()) m_commitBroadcastPending = true;
+    }
+  }
   if (!batch.committed.empty()) {
     m_log.setApplied(std::max(m_log.applied(), batch.committed.back().index));
   }

@@ -59,6 +59,9 @@ class RaftLog {
   /// Committed entries not yet applied (all of them: the runtime persists
   /// the same batch before it applies).
   std::vector<Entry> nextCommitted() const;
+  /// The last index the runtime has persisted (entries after it are
+  /// unstable). Meaningful when no snapshot is unstable (the leader's case).
+  Index stableLastIndex() const { return m_unstableOffset - 1; }
   /// The runtime persisted entries up to (index, term) and the snapshot.
   void stableTo(Index index, Term term);
   void stableSnapshotTo(Index index);

@@ -565,6 +565,10 @@ void Simulation::processReady(SimNode& node) {
     if (delay > 0 && !(ready.entries.empty() && !ready.hardState && !ready.snapshot &&
                        ready.snapshotChunks.empty())) {
       node.persisting = true;
+      if (ready.sendBeforePersist) {
+        for (Message& message : ready.messages) send(message);
+        ready.messages.clear();
+      }
       const NodeId id = node.id;
       const std::uint64_t incarnation = node.incarnation;
       auto shared = std::make_shared<raft::Ready>(std::move(ready));
