@@ -3,6 +3,7 @@
 
 #include <errno.h>
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -244,6 +245,59 @@ class StorageDiskTest : public QObject {
     DiskStorage disk(options);
     QCOMPARE(disk.lastIndex(), Index(10));
     QCOMPARE(disk.hardState(), (HardState{1, 1, 5}));
+  }
+
+  // write() leaves the data sync of a batch to a job the runtime runs on
+  // another thread: the entries are readable at once, durable only after it.
+  void deferredSyncMakesABatchDurableOnlyWhenItRuns() {
+    QTemporaryDir dir;
+    CrashableFileSystem fs;
+    StorageOptions options = diskOptions(dir, nullptr, &fs);
+    {
+      DiskStorage disk(options);
+      disk.persist(entriesReady(makeEntries(1, 10, 1), HardState{1, 1, 5}));
+      const std::function<void()> sync =
+          disk.write(entriesReady(makeEntries(11, 15, 1), HardState{1, 1, 14}));
+      QVERIFY(sync);
+      QCOMPARE(disk.lastIndex(), Index(15));
+      QCOMPARE(disk.entries(11, 16, SIZE_MAX), makeEntries(11, 15, 1));
+      // The saved commit never points past what a crash keeps.
+      QCOMPARE(disk.hardState().commit, Index(10));
+    }
+    fs.crash();
+    {
+      DiskStorage disk(options);
+      QCOMPARE(disk.lastIndex(), Index(10));
+      // Segments of 20 entries: the two the batch closes are synced at once,
+      // the one it leaves open only by the job.
+      const std::function<void()> sync = disk.write(entriesReady(makeEntries(11, 45, 1), {}));
+      QVERIFY(sync);
+      QCOMPARE(disk.lastIndex(), Index(45));
+    }
+    fs.crash();
+    {
+      DiskStorage disk(options);
+      QCOMPARE(disk.lastIndex(), Index(40));
+      const std::function<void()> sync =
+          disk.write(entriesReady(makeEntries(41, 45, 1), HardState{1, 1, 45}));
+      QCOMPARE(disk.hardState().commit, Index(40));
+      sync();
+      QVERIFY(!disk.write(entriesReady({}, HardState{1, 1, 45})));
+      QCOMPARE(disk.hardState().commit, Index(45));
+    }
+    fs.crash();
+    {
+      DiskStorage disk(options);
+      QCOMPARE(disk.lastIndex(), Index(45));
+      QCOMPARE(disk.entries(41, 46, SIZE_MAX), makeEntries(41, 45, 1));
+      // A failed sync reaches whoever runs the job.
+      fs.failSyncNumber(1);
+      const std::function<void()> sync = disk.write(entriesReady(makeEntries(46, 50, 1), {}));
+      QVERIFY_THROWS_EXCEPTION(StorageError, sync());
+    }
+    fs.crash();
+    DiskStorage disk(options);
+    QCOMPARE(disk.lastIndex(), Index(45));
   }
 
   // A single-node cluster on disk: everything it committed survives a

@@ -10,6 +10,7 @@
 #include <QPromise>
 #include <QRandomGenerator>
 #include <QSaveFile>
+#include <QThreadPool>
 #include <QTimer>
 
 #include "engine/protocol/copycat.pb.h"
@@ -42,7 +43,9 @@ RaftRuntime::RaftRuntime(const ServerConfig& config, RuntimeCallbacks callbacks,
       m_state(std::move(state)),
       m_clientHandlerFactory(std::move(clientHandler)) {}
 
-RaftRuntime::~RaftRuntime() = default;
+RaftRuntime::~RaftRuntime() {
+  if (m_syncPool) m_syncPool->waitForDone();
+}
 
 bool RaftRuntime::start() {
   storage::StorageOptions options;
@@ -54,6 +57,9 @@ bool RaftRuntime::start() {
   options.warn = [id = m_config.id](const std::string& warning) {
     qCWarning(lcServer) << "node" << id << "storage:" << QString::fromStdString(warning);
   };
+  m_syncPool = std::make_unique<QThreadPool>();
+  m_syncPool->setMaxThreadCount(1);
+  m_syncPool->setExpiryTimeout(-1);
   try {
     m_storage = storage::openStorage(options);
   } catch (const std::exception& error) {
@@ -133,6 +139,9 @@ bool RaftRuntime::start() {
 }
 
 void RaftRuntime::shutdown() {
+  // A sync in flight uses the storage's files: let it finish first.
+  if (m_syncPool) m_syncPool->waitForDone();
+  m_syncing.reset();
   failReads(QStringLiteral("the server shut down"));
   m_clientHandler.reset();
   m_timer.reset();
@@ -505,72 +514,120 @@ void RaftRuntime::onMessage(raft::Message&& message) {
     fail(QStringLiteral("consensus core failed: %1").arg(QString::fromUtf8(error.what())));
     return;
   }
-  processReady();
+  // Every message that arrived with this one is stepped first: one write
+  // (one fsync) covers them all.
+  flushSoon();
 }
 
 void RaftRuntime::processReady() {
-  if (!usable()) return;
+  if (!usable() || m_syncing) return;
   try {
     while (m_node->hasReady()) {
       raft::Ready ready = m_node->ready();
+      // A leader's replication leaves before its own write (thesis §10.2.1).
+      if (ready.sendBeforePersist) sendMessages(ready);
+      std::function<void()> sync;
       try {
-        m_storage->persist(ready);
+        sync = m_storage->write(ready);
       } catch (const std::exception& error) {
-        // Not durable: nothing of this batch may leave the node.
+        // Not durable: nothing more of this batch may leave the node.
         fail(QStringLiteral("cannot persist Ready batch %1: %2")
                  .arg(ready.number)
                  .arg(QString::fromUtf8(error.what())));
         return;
       }
-      if (ready.role && ready.role != m_lastRole) {
-        m_lastRole = ready.role;
-        const std::string_view role = raft::toString(*ready.role);
-        qCInfo(lcServer).nospace()
-            << "node " << m_config.id << " is "
-            << QLatin1String(role.data(), static_cast<qsizetype>(role.size())) << " in term "
-            << m_node->term() << " (leader " << ready.leader << ")";
+      if (sync) {
+        startSync(std::move(ready), std::move(sync));
+        break;
       }
-      if (ready.role) {
-        if (*ready.role != raft::Role::Leader) {
-          failReads(QStringLiteral("leadership lost before the read was confirmed"));
-        }
-        if (m_callbacks.roleChanged)
-          m_callbacks.roleChanged(*ready.role, m_node->term(), ready.leader);
-        if (m_clientHandler)
-          m_clientHandler->onRoleChanged(*ready.role, m_node->term(), ready.leader);
-      }
-      if (ready.snapshot) {
-        std::string state = unwrapSnapshot(m_storage->snapshotData());
-        if (m_callbacks.installSnapshot) m_callbacks.installSnapshot(*ready.snapshot, state);
-      }
-      std::vector<raft::NodeId> unreachable;
-      for (raft::Message& message : ready.messages) {
-        const raft::NodeId to = message.to;
-        if (!m_transport->send(std::move(message))) unreachable.push_back(to);
-      }
-      for (const raft::Entry& entry : ready.committed) {
-        applyAddressChange(entry);
-        if (m_callbacks.apply) m_callbacks.apply(entry);
-      }
-      for (const raft::ReadState& read : ready.reads) {
-        if (m_callbacks.read) m_callbacks.read(read);
-        const auto it = m_reads.find(read.requestId);
-        if (it != m_reads.end()) {
-          ReadCallback done = std::move(it->second);
-          m_reads.erase(it);
-          done(read.index, QString());
-        }
-      }
-      m_node->advance(ready);
-      std::sort(unreachable.begin(), unreachable.end());
-      unreachable.erase(std::unique(unreachable.begin(), unreachable.end()), unreachable.end());
-      for (raft::NodeId peer : unreachable) m_node->reportUnreachable(peer);
+      finishReady(ready);
     }
   } catch (const std::exception& error) {
     fail(QStringLiteral("runtime failed: %1").arg(QString::fromUtf8(error.what())));
     return;
   }
   publish();
+}
+
+void RaftRuntime::startSync(raft::Ready ready, std::function<void()> sync) {
+  m_syncing = std::move(ready);
+  m_syncPool->start([this, sync = std::move(sync)] {
+    QString error;
+    try {
+      sync();
+    } catch (const std::exception& failure) {
+      error = QString::fromUtf8(failure.what());
+    }
+    QMetaObject::invokeMethod(
+        this, [this, error] { onSynced(error); }, Qt::QueuedConnection);
+  });
+}
+
+void RaftRuntime::onSynced(const QString& error) {
+  std::optional<raft::Ready> ready = std::move(m_syncing);
+  m_syncing.reset();
+  if (!ready || !usable()) return;
+  if (!error.isEmpty()) {
+    fail(QStringLiteral("cannot persist Ready batch %1: %2").arg(ready->number).arg(error));
+    return;
+  }
+  try {
+    finishReady(*ready);
+  } catch (const std::exception& failure) {
+    fail(QStringLiteral("runtime failed: %1").arg(QString::fromUtf8(failure.what())));
+    return;
+  }
+  processReady();
+}
+
+void RaftRuntime::sendMessages(raft::Ready& ready) {
+  for (raft::Message& message : ready.messages) {
+    const raft::NodeId to = message.to;
+    if (!m_transport->send(std::move(message))) m_unreachable.push_back(to);
+  }
+  ready.messages.clear();
+}
+
+void RaftRuntime::finishReady(raft::Ready& ready) {
+  if (ready.role && ready.role != m_lastRole) {
+    m_lastRole = ready.role;
+    const std::string_view role = raft::toString(*ready.role);
+    qCInfo(lcServer).nospace() << "node " << m_config.id << " is "
+                               << QLatin1String(role.data(), static_cast<qsizetype>(role.size()))
+                               << " in term " << m_node->term() << " (leader " << ready.leader
+                               << ")";
+  }
+  if (ready.role) {
+    if (*ready.role != raft::Role::Leader) {
+      failReads(QStringLiteral("leadership lost before the read was confirmed"));
+    }
+    if (m_callbacks.roleChanged) m_callbacks.roleChanged(*ready.role, m_node->term(), ready.leader);
+    if (m_clientHandler) m_clientHandler->onRoleChanged(*ready.role, m_node->term(), ready.leader);
+  }
+  if (ready.snapshot) {
+    std::string state = unwrapSnapshot(m_storage->snapshotData());
+    if (m_callbacks.installSnapshot) m_callbacks.installSnapshot(*ready.snapshot, state);
+  }
+  sendMessages(ready);
+  for (const raft::Entry& entry : ready.committed) {
+    applyAddressChange(entry);
+    if (m_callbacks.apply) m_callbacks.apply(entry);
+  }
+  for (const raft::ReadState& read : ready.reads) {
+    if (m_callbacks.read) m_callbacks.read(read);
+    const auto it = m_reads.find(read.requestId);
+    if (it != m_reads.end()) {
+      ReadCallback done = std::move(it->second);
+      m_reads.erase(it);
+      done(read.index, QString());
+    }
+  }
+  m_node->advance(ready);
+  std::vector<raft::NodeId> unreachable = std::move(m_unreachable);
+  m_unreachable.clear();
+  std::sort(unreachable.begin(), unreachable.end());
+  unreachable.erase(std::unique(unreachable.begin(), unreachable.end()), unreachable.end());
+  for (raft::NodeId peer : unreachable) m_node->reportUnreachable(peer);
 }
 
 void RaftRuntime::fail(const QString& reason) {

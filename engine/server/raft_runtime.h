@@ -4,6 +4,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -18,6 +19,7 @@
 #include "engine/server/server_config.h"
 #include "engine/storage/disk_storage.h"
 
+class QThreadPool;
 class QTimer;
 
 namespace copycat::wire {
@@ -105,7 +107,10 @@ struct RuntimeState {
 /// Runs one raft::Node on the thread it lives on: a QTimer ticks the core
 /// every tickIntervalMs, PeerTransport delivers messages, and after every
 /// input the runtime drains the core's Ready batches: persist (PERSIST BEFORE
-/// SEND; a persist failure stops the node before anything is sent), send the
+/// SEND, except a leader's replication the core marks sendBeforePersist; a
+/// persist failure stops the node before anything else is sent; the data
+/// sync runs on a thread of its own while this thread keeps stepping
+/// messages and proposals into the core, which batches them), send the
 /// messages, apply the committed entries and release reads through the
 /// callbacks, then advance. start() and shutdown() run on the runtime's
 /// thread (ServerNode invokes them there); propose() and bootstrap() may be
@@ -183,6 +188,14 @@ class RaftRuntime : public QObject {
   void onTick();
   void onMessage(raft::Message&& message);
   void processReady();
+  /// Hands the data sync of `ready` to the sync thread; the runtime goes on
+  /// stepping messages and proposals meanwhile and finishes the batch in
+  /// onSynced().
+  void startSync(raft::Ready ready, std::function<void()> sync);
+  void onSynced(const QString& error);
+  void sendMessages(raft::Ready& ready);
+  /// Everything after the write: callbacks, messages, apply, reads, advance.
+  void finishReady(raft::Ready& ready);
   void fail(const QString& reason);
   void publish();
   void failReads(const QString& message);
@@ -210,6 +223,11 @@ class RaftRuntime : public QObject {
   ClientHandlerFactory m_clientHandlerFactory;
   std::unique_ptr<ClientHandler> m_clientHandler;
   bool m_flushQueued = false;
+  /// One thread that runs the data syncs of Ready batches, one at a time.
+  std::unique_ptr<QThreadPool> m_syncPool;
+  /// The batch whose sync is in flight (the core has no other outstanding).
+  std::optional<raft::Ready> m_syncing;
+  std::vector<raft::NodeId> m_unreachable;
 };
 
 }  // namespace copycat::server

@@ -123,7 +123,15 @@ raft::SnapshotMeta DiskStorage::snapshotMeta() const {
   return meta;
 }
 
-void DiskStorage::persist(const raft::Ready& ready) {
+void DiskStorage::persist(const raft::Ready& ready) { store(ready, true); }
+
+std::function<void()> DiskStorage::write(const raft::Ready& ready) {
+  std::shared_ptr<File> unsynced = store(ready, false);
+  if (!unsynced) return {};
+  return [unsynced = std::move(unsynced)] { unsynced->sync(); };
+}
+
+std::shared_ptr<File> DiskStorage::store(const raft::Ready& ready, bool syncEntries) {
   if (failed()) {
     throw StorageError("storage " + m_options.directory +
                        " refuses writes after an earlier failure: " + m_failure);
@@ -138,14 +146,28 @@ void DiskStorage::persist(const raft::Ready& ready) {
       m_snapshots->receiveChunk(chunk.offset, chunk.data);
     }
     if (ready.snapshot) installReceived(*ready.snapshot);
-    if (!ready.entries.empty()) m_log->append(ready.entries);
+    std::shared_ptr<File> unsynced;
+    // The commit index saved with unsynced entries must not point past what
+    // a crash keeps.
+    raft::Index durableLast = m_log->lastIndex();
+    if (!ready.entries.empty()) {
+      durableLast = std::min(durableLast, ready.entries.front().index - 1);
+      if (syncEntries) {
+        m_log->append(ready.entries);
+      } else {
+        unsynced = m_log->appendUnsynced(ready.entries);
+      }
+    }
     ++m_batches;
     m_entries += ready.entries.size();
     if (ready.hardState || ready.snapshot) {
       raft::HardState state = ready.hardState ? *ready.hardState : m_meta->hardState();
       if (ready.snapshot) state.commit = std::max(state.commit, ready.snapshot->index);
+      if (unsynced)
+        state.commit = std::max(std::min(state.commit, durableLast), m_meta->hardState().commit);
       m_meta->save(state);
     }
+    return unsynced;
   } catch (const StorageError& error) {
     m_failure = error.what();
     throw;

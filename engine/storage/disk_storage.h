@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -56,6 +57,17 @@ class PersistentStorage : public raft::LogStorage {
   /// installs ready.snapshot once complete, appends ready.entries (replacing a
   /// conflicting suffix), saves ready.hardState.
   virtual void persist(const raft::Ready& ready) = 0;
+  /// Like persist(), but may leave the data sync of the appended entries to
+  /// the returned job (empty: the batch is already durable). The job may run
+  /// on another thread while this storage is read and written; the batch is
+  /// durable once it returned, and it throws StorageError when the sync
+  /// failed. Until then the saved commit index stays at or below the last
+  /// index that was durable before the batch. Call write() again only after
+  /// the previous job ran.
+  virtual std::function<void()> write(const raft::Ready& ready) {
+    persist(ready);
+    return {};
+  }
   /// Records a snapshot at meta.index (in the log, after the latest snapshot)
   /// and drops log entries up to meta.index - keepEntries (whole segments on
   /// disk, so some may stay).
@@ -92,6 +104,7 @@ class DiskStorage : public PersistentStorage {
 
   StorageLevel level() const override { return StorageLevel::Disk; }
   void persist(const raft::Ready& ready) override;
+  std::function<void()> write(const raft::Ready& ready) override;
   void takeSnapshot(const raft::SnapshotMeta& meta, std::string_view data,
                     raft::Index keepEntries = 0) override;
   std::string snapshotData() const override { return m_snapshots->readAll(); }
@@ -105,6 +118,8 @@ class DiskStorage : public PersistentStorage {
 
  private:
   void installReceived(const raft::SnapshotMeta& meta);
+  /// persist() and write(): returns the newest segment still to sync.
+  std::shared_ptr<File> store(const raft::Ready& ready, bool syncEntries);
   void warn(const std::string& message) const;
 
   StorageOptions m_options;

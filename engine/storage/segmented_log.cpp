@@ -310,7 +310,16 @@ auto SegmentedLog::guarded(F&& body) -> decltype(body()) {
 }
 
 Index SegmentedLog::append(const std::vector<Entry>& batch) {
-  if (batch.empty()) return lastIndex();
+  write(batch, true);
+  return lastIndex();
+}
+
+std::shared_ptr<File> SegmentedLog::appendUnsynced(const std::vector<Entry>& batch) {
+  return write(batch, false);
+}
+
+std::shared_ptr<File> SegmentedLog::write(const std::vector<Entry>& batch, bool syncLast) {
+  if (batch.empty()) return nullptr;
   checkWritable();
   const Index first = batch.front().index;
   if (first < firstIndex() || first > lastIndex() + 1) {
@@ -337,6 +346,7 @@ Index SegmentedLog::append(const std::vector<Entry>& batch) {
   return guarded([&] {
     std::string buffer;
     std::vector<Position> positions;
+    std::shared_ptr<File> unsynced;
     std::size_t i = 0;
     while (i < batch.size()) {
       Segment* segment = &m_segments.back();
@@ -344,6 +354,8 @@ Index SegmentedLog::append(const std::vector<Entry>& batch) {
       if (!segment->positions.empty() &&
           (segment->end + frame > m_options.maxSegmentBytes ||
            segment->positions.size() >= m_options.maxSegmentEntries)) {
+        if (unsynced) unsynced->sync();
+        unsynced.reset();
         trimClosed(*segment);
         createSegment(segment->id + 1, segment->lastIndex() + 1, segment->lastTerm());
         segment = &m_segments.back();
@@ -364,11 +376,15 @@ Index SegmentedLog::append(const std::vector<Entry>& batch) {
         ++i;
       }
       segment->file->pwrite(buffer.data(), buffer.size(), segment->end);
-      segment->file->sync();
+      if (syncLast) {
+        segment->file->sync();
+      } else {
+        unsynced = segment->file;
+      }
       segment->positions.insert(segment->positions.end(), positions.begin(), positions.end());
       segment->end = end;
     }
-    return lastIndex();
+    return unsynced;
   });
 }
 

@@ -30,7 +30,8 @@ struct SegmentedLogOptions {
 /// naming file, offset and index. Payloads stay on disk and are read back
 /// with pread. append() writes a batch with one write and one fdatasync per
 /// segment touched and returns the durable last index; entries are visible
-/// only once durable. After any I/O error in a mutating call the log is
+/// only once durable (appendUnsynced() hands the last fdatasync to the
+/// caller). After any I/O error in a mutating call the log is
 /// failed: that call and every later mutating call throw, and nothing that
 /// was not synced is ever reported. Not thread-safe.
 class SegmentedLog {
@@ -58,6 +59,12 @@ class SegmentedLog {
   /// Appends consecutive entries; when the first index is <= lastIndex() the
   /// conflicting suffix is truncated first. Returns the durable last index.
   raft::Index append(const std::vector<raft::Entry>& batch);
+  /// Like append() but leaves out the fdatasync of the segment written last
+  /// (segments the batch closes are synced here). The batch is visible at
+  /// once and durable only after the returned file (null: nothing written)
+  /// was synced, which may happen on another thread, concurrently with
+  /// later calls; the file stays valid even if its segment is removed.
+  std::shared_ptr<File> appendUnsynced(const std::vector<raft::Entry>& batch);
   /// Removes entries >= from (from >= firstIndex()).
   void truncateSuffix(raft::Index from);
   /// Deletes whole segments whose entries are all <= upTo. The newest segment
@@ -83,7 +90,7 @@ class SegmentedLog {
     raft::Index firstIndex = 1;
     raft::Term prevTerm = 0;
     std::string path;
-    std::unique_ptr<File> file;
+    std::shared_ptr<File> file;
     std::vector<Position> positions;
     std::uint64_t end = 0;
 
@@ -104,6 +111,7 @@ class SegmentedLog {
   void removeSegmentFile(const Segment& segment);
   const Segment& segmentFor(raft::Index index) const;
   void checkWritable() const;
+  std::shared_ptr<File> write(const std::vector<raft::Entry>& batch, bool syncLast);
   void warn(const std::string& message) const;
   template <typename F>
   auto guarded(F&& body) -> decltype(body());
