@@ -141,6 +141,7 @@ class RaftPaperTest : public QObject {
   void fastBacktrackingSkipsConflictingTerm();
   void leaderCommitsOnMajorityAndFollowersLearnIt();
   void leaderCountsItselfOnlyOnceItsWriteIsDurable();
+  void leaderReplicatesAndCommitsWhileItWrites();
   // Section 5.4.2: committing entries from previous terms (Figure 8).
   void previousTermEntryCommitsOnlyThroughCurrentTerm();
   void figure8OldTermEntryOnMajorityIsNotCommitted();
@@ -793,6 +794,63 @@ void RaftPaperTest::leaderCountsItselfOnlyOnceItsWriteIsDurable() {
   QVERIFY(candidate.hardState.has_value());
   QVERIFY(!candidate.messages.empty());
   QVERIFY(!candidate.sendBeforePersist);
+}
+
+bool carries(const std::vector<Message>& messages, const std::string& data) {
+  for (const Message& message : messages) {
+    for (const Entry& entry : message.entries) {
+      if (entry.data == data) return true;
+    }
+  }
+  return false;
+}
+
+// While one batch is written, the leader replicates what is proposed
+// meanwhile and learns commits; it hands out only entries it holds durably.
+void RaftPaperTest::leaderReplicatesAndCommitsWhileItWrites() {
+  Network& net = network(3, classic());
+  QVERIFY(net.elect(1));
+  net.heartbeat(1);
+  const Index c = net.status(1).commit;
+  raft::Node& leader = net.node(1);
+  QCOMPARE_ENUM(leader.propose("a"), ProposeResult::Accepted);
+  const raft::Ready writing = leader.ready();
+  QVERIFY(!leader.hasReady());
+  QVERIFY(!leader.hasReadyWhileWriting());
+  QCOMPARE_ENUM(leader.propose("b"), ProposeResult::Accepted);
+  QVERIFY(leader.hasReadyWhileWriting());
+  raft::Ready meanwhile = leader.readyWhileWriting();
+  QVERIFY(meanwhile.entries.empty());
+  QVERIFY(!meanwhile.hardState);
+  QVERIFY(meanwhile.committed.empty());
+  QVERIFY(carries(meanwhile.messages, "b"));
+  QVERIFY(!leader.hasReadyWhileWriting());  // one at a time
+  leader.advance(meanwhile);
+  for (const Message& append : writing.messages) net.inject(append);
+  for (const Message& append : meanwhile.messages) net.inject(append);
+  for (const Message& ack : net.take([](const Message& m) { return m.to == 1; })) leader.step(ack);
+  // Both followers hold a and b: committed while the leader still writes.
+  QCOMPARE(leader.status().commit, c + 2);
+  QVERIFY(leader.hasReadyWhileWriting());
+  meanwhile = leader.readyWhileWriting();
+  QVERIFY(meanwhile.committed.empty());  // not durable here yet
+  leader.advance(meanwhile);
+  // a is written: it is handed out with the batch that writes b.
+  net.storage(1).append(writing.entries);
+  leader.advance(writing);
+  raft::Ready next = leader.ready();
+  QCOMPARE(next.entries.size(), std::size_t{1});
+  QCOMPARE(next.entries.front().data, std::string("b"));
+  QCOMPARE(next.committed.size(), std::size_t{1});
+  QCOMPARE(next.committed.front().data, std::string("a"));
+  QVERIFY(next.sendBeforePersist);
+  net.storage(1).append(next.entries);
+  leader.advance(next);
+  next = leader.ready();
+  QCOMPARE(next.committed.size(), std::size_t{1});
+  QCOMPARE(next.committed.front().data, std::string("b"));
+  QCOMPARE(leader.status().applied, c + 2);
+  leader.advance(next);
 }
 
 // ---------------------------------------------------------------------------

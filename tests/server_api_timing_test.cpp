@@ -343,7 +343,8 @@ void ServerApiTimingTest::snapshotsAndRecovery() {
   }
   for (auto& future : puts) {
     const auto result = await(future);
-    QVERIFY(result && *result);
+    QVERIFY(result);
+    QVERIFY2(*result, *result ? "" : result->error().message.c_str());
   }
   const Index applied = leader->appliedIndex();
   QVERIFY(applied >= 201);

@@ -92,6 +92,8 @@ void Node::reportUnreachable(NodeId peer) { m_core->reportUnreachable(peer); }
 Membership Node::membershipAt(Index index) const { return m_core->membershipAt(index); }
 bool Node::hasReady() const { return m_core->hasReady(); }
 Ready Node::ready() { return m_core->ready(); }
+bool Node::hasReadyWhileWriting() const { return m_core->hasReadyWhileWriting(); }
+Ready Node::readyWhileWriting() { return m_core->readyWhileWriting(); }
 void Node::advance(const Ready& ready) { m_core->advance(ready); }
 Status Node::status() const { return m_core->status(); }
 NodeId Node::id() const { return m_core->id(); }

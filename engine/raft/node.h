@@ -91,7 +91,7 @@ struct Status {
   NodeId vote = kNoNode;
   NodeId leader = kNoNode;
   Index commit = 0;
-  Index applied = 0;
+  Index applied = 0;  // handed to the runtime to apply (Ready::committed)
   Index firstIndex = 0;
   Index lastIndex = 0;
   Index snapshotIndex = 0;
@@ -104,9 +104,9 @@ struct Status {
 /// durably write `hardState`, `entries` (replacing any conflicting suffix)
 /// and an installed `snapshot` with its `snapshotChunks` before it sends any
 /// of `messages`, unless `sendBeforePersist` allows sending them first. It
-/// may apply `committed` after the write, serve `reads` once the state
-/// machine has applied their index, and then call Node::advance with this
-/// batch.
+/// may apply `committed` at once, serve `reads` once the state machine has
+/// applied their index, and calls Node::advance with this batch once it is
+/// written.
 struct Ready {
   std::uint64_t number = 0;
   std::optional<HardState> hardState;
@@ -117,6 +117,8 @@ struct Ready {
   /// state machine and every log entry up to meta.index.
   std::optional<SnapshotMeta> snapshot;
   std::vector<Message> messages;
+  /// Committed entries that earlier batches made durable here: they may be
+  /// applied at once, before this batch is written.
   std::vector<Entry> committed;
   std::vector<ReadState> reads;
   /// Set when role or leader changed since the previous batch.
@@ -189,6 +191,13 @@ class Node {
 
   bool hasReady() const;
   Ready ready();
+  /// While a ready() batch is being written (before its advance()), a leader
+  /// whose term is durable may hand out what needs no write: replication of
+  /// entries proposed meanwhile (written by the next batch), newly committed
+  /// entries and released reads. Such a batch has no entries, hard state,
+  /// snapshot or role; the runtime sends, applies and advances it at once.
+  bool hasReadyWhileWriting() const;
+  Ready readyWhileWriting();
   void advance(const Ready& ready);
 
   Status status() const;

@@ -983,17 +983,40 @@ void RaftCore::trackChanges(const std::vector<Entry>& entries, Index truncatedFr
 // ----- output -----
 
 bool RaftCore::hasReady() const {
-  if (m_readyOutstanding) return false;
+  if (m_readyOutstanding || m_whileWritingOutstanding) return false;
   const HardState current{m_term, m_vote, m_log.committed()};
   return m_broadcastPending || m_commitBroadcastPending || m_heartbeatPending ||
          !m_messages.empty() || !m_log.unstableEntries().empty() ||
          m_log.unstableSnapshot().has_value() || !m_snapshotChunks.empty() ||
-         !(current == m_persistedHardState) || m_log.hasUnappliedCommitted() ||
-         !m_readStates.empty() || m_role != m_reportedRole || m_leader != m_reportedLeader;
+         !(current == m_persistedHardState) || hasCommittedToHandOut() || !m_readStates.empty() ||
+         m_role != m_reportedRole || m_leader != m_reportedLeader;
+}
+
+bool RaftCore::leaderTermDurable() const {
+  return m_role == Role::Leader && m_term == m_persistedHardState.term &&
+         m_vote == m_persistedHardState.vote && !m_log.unstableSnapshot();
+}
+
+Index RaftCore::firstCommittedToHandOut() const {
+  return std::max(m_log.applied(), m_log.firstIndex() - 1) + 1;
+}
+
+bool RaftCore::hasCommittedToHandOut() const {
+  return std::min(m_log.committed(), m_log.stableLastIndex()) >= firstCommittedToHandOut();
+}
+
+std::vector<Entry> RaftCore::takeCommitted() {
+  const Index from = firstCommittedToHandOut();
+  const Index to = std::min(m_log.committed(), m_log.stableLastIndex());
+  if (to < from) return {};
+  std::vector<Entry> out = m_log.slice(from, to + 1).value_or(std::vector<Entry>{});
+  // Applied, for the core, means handed to the runtime to apply.
+  if (!out.empty()) m_log.setApplied(out.back().index);
+  return out;
 }
 
 Ready RaftCore::ready() {
-  if (m_readyOutstanding) {
+  if (m_readyOutstanding || m_whileWritingOutstanding) {
     throw std::logic_error("raft::Node::ready called before advance of batch " +
                            std::to_string(m_readyNumber));
   }
@@ -1008,7 +1031,7 @@ Ready RaftCore::ready() {
   m_snapshotChunks.clear();
   batch.messages = std::move(m_messages);
   m_messages.clear();
-  batch.committed = m_log.nextCommitted();
+  batch.committed = takeCommitted();
   batch.reads = std::move(m_readStates);
   m_readStates.clear();
   if (m_role != m_reportedRole || m_leader != m_reportedLeader) {
@@ -1017,17 +1040,50 @@ Ready RaftCore::ready() {
     m_reportedLeader = m_leader;
   }
   batch.leader = m_leader;
-  batch.sendBeforePersist = m_role == Role::Leader && m_term == m_persistedHardState.term &&
-                            m_vote == m_persistedHardState.vote && !batch.snapshot &&
-                            batch.snapshotChunks.empty();
+  batch.sendBeforePersist = leaderTermDurable() && batch.snapshotChunks.empty();
   m_readyOutstanding = true;
+  m_writingNumber = batch.number;
+  return batch;
+}
+
+bool RaftCore::hasReadyWhileWriting() const {
+  if (!m_readyOutstanding || m_whileWritingOutstanding || !leaderTermDurable() ||
+      m_role != m_reportedRole || m_leader != m_reportedLeader || !m_snapshotChunks.empty()) {
+    return false;
+  }
+  return m_broadcastPending || m_commitBroadcastPending || m_heartbeatPending ||
+         !m_messages.empty() || hasCommittedToHandOut() || !m_readStates.empty();
+}
+
+Ready RaftCore::readyWhileWriting() {
+  if (!hasReadyWhileWriting()) {
+    throw std::logic_error("raft::Node::readyWhileWriting without such a batch");
+  }
+  flushBroadcasts();
+  Ready batch;
+  batch.number = ++m_readyNumber;
+  batch.messages = std::move(m_messages);
+  m_messages.clear();
+  batch.committed = takeCommitted();
+  batch.reads = std::move(m_readStates);
+  m_readStates.clear();
+  batch.leader = m_leader;
+  batch.sendBeforePersist = true;
+  m_whileWritingOutstanding = true;
+  m_whileWritingNumber = batch.number;
   return batch;
 }
 
 void RaftCore::advance(const Ready& batch) {
-  if (!m_readyOutstanding || batch.number != m_readyNumber) {
+  const bool whileWriting = m_whileWritingOutstanding && batch.number == m_whileWritingNumber;
+  if (!whileWriting && (!m_readyOutstanding || batch.number != m_writingNumber)) {
     throw std::logic_error("raft::Node::advance: batch " + std::to_string(batch.number) +
-                           " is not the outstanding one");
+                           " is not an outstanding one");
+  }
+  if (whileWriting) {
+    // Nothing of it needed a write; the batch being written stays outstanding.
+    m_whileWritingOutstanding = false;
+    return;
   }
   if (batch.hardState) m_persistedHardState = *batch.hardState;
   if (batch.snapshot) {
@@ -1042,9 +1098,6 @@ void RaftCore::advance(const Ready& batch) {
       m_progress[m_config.id].maybeUpdate(m_log.stableLastIndex());
       if (maybeCommit()) m_commitBroadcastPending = true;
     }
-  }
-  if (!batch.committed.empty()) {
-    m_log.setApplied(std::max(m_log.applied(), batch.committed.back().index));
   }
   m_readyOutstanding = false;
 }

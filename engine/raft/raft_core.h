@@ -45,6 +45,8 @@ class RaftCore {
 
   bool hasReady() const;
   Ready ready();
+  bool hasReadyWhileWriting() const;
+  Ready readyWhileWriting();
   void advance(const Ready& ready);
   Status status() const;
 
@@ -105,6 +107,13 @@ class RaftCore {
   bool leaseValid() const;
   void sendTimeoutNow(NodeId to);
   bool committedInCurrentTerm() const;
+  /// A leader in a term whose term and vote are durable: its replication may
+  /// precede its own write.
+  bool leaderTermDurable() const;
+  Index firstCommittedToHandOut() const;
+  /// Committed entries not handed out yet that earlier batches made durable.
+  bool hasCommittedToHandOut() const;
+  std::vector<Entry> takeCommitted();
 
   // Membership.
   void commitTo(Index index);
@@ -169,6 +178,9 @@ class RaftCore {
   NodeId m_reportedLeader = kNoNode;
   bool m_readyOutstanding = false;
   std::uint64_t m_readyNumber = 0;
+  std::uint64_t m_writingNumber = 0;  // the outstanding ready() batch
+  bool m_whileWritingOutstanding = false;
+  std::uint64_t m_whileWritingNumber = 0;
 };
 
 }  // namespace copycat::raft

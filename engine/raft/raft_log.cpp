@@ -173,17 +173,6 @@ void RaftLog::restore(const SnapshotMeta& meta) {
   m_committed = meta.index;
 }
 
-bool RaftLog::hasUnappliedCommitted() const {
-  const Index from = std::max(m_applied + 1, firstIndex());
-  return m_committed >= from;
-}
-
-std::vector<Entry> RaftLog::nextCommitted() const {
-  const Index from = std::max(m_applied + 1, firstIndex());
-  if (m_committed < from) return {};
-  return slice(from, m_committed + 1).value_or(std::vector<Entry>{});
-}
-
 void RaftLog::stableTo(Index index, Term stableTerm) {
   if (index < m_unstableOffset || m_unstable.empty()) return;
   const Index position = index - m_unstableOffset;

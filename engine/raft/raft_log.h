@@ -55,12 +55,8 @@ class RaftLog {
   // ----- hand-over to the runtime -----
   const std::vector<Entry>& unstableEntries() const { return m_unstable; }
   const std::optional<SnapshotMeta>& unstableSnapshot() const { return m_unstableSnapshot; }
-  bool hasUnappliedCommitted() const;
-  /// Committed entries not yet applied (all of them: the runtime persists
-  /// the same batch before it applies).
-  std::vector<Entry> nextCommitted() const;
   /// The last index the runtime has persisted (entries after it are
-  /// unstable). Meaningful when no snapshot is unstable (the leader's case).
+  /// unstable; with an unstable snapshot, that snapshot's index).
   Index stableLastIndex() const { return m_unstableOffset - 1; }
   /// The runtime persisted entries up to (index, term) and the snapshot.
   void stableTo(Index index, Term term);

@@ -520,8 +520,19 @@ void RaftRuntime::onMessage(raft::Message&& message) {
 }
 
 void RaftRuntime::processReady() {
-  if (!usable() || m_syncing) return;
+  if (!usable()) return;
   try {
+    if (m_syncing) {
+      // While a batch is written, a leader hands out what needs no write.
+      while (m_node->hasReadyWhileWriting()) {
+        raft::Ready ready = m_node->readyWhileWriting();
+        sendMessages(ready);
+        handOut(ready);
+        m_node->advance(ready);
+        reportUnreachable();
+      }
+      return;
+    }
     while (m_node->hasReady()) {
       raft::Ready ready = m_node->ready();
       // A leader's replication leaves before its own write (thesis §10.2.1).
@@ -536,6 +547,8 @@ void RaftRuntime::processReady() {
                  .arg(QString::fromUtf8(error.what())));
         return;
       }
+      // Its committed entries were durable before it: apply them now.
+      handOut(ready);
       if (sync) {
         startSync(std::move(ready), std::move(sync));
         break;
@@ -609,6 +622,11 @@ void RaftRuntime::finishReady(raft::Ready& ready) {
     if (m_callbacks.installSnapshot) m_callbacks.installSnapshot(*ready.snapshot, state);
   }
   sendMessages(ready);
+  m_node->advance(ready);
+  reportUnreachable();
+}
+
+void RaftRuntime::handOut(const raft::Ready& ready) {
   for (const raft::Entry& entry : ready.committed) {
     applyAddressChange(entry);
     if (m_callbacks.apply) m_callbacks.apply(entry);
@@ -622,7 +640,9 @@ void RaftRuntime::finishReady(raft::Ready& ready) {
       done(read.index, QString());
     }
   }
-  m_node->advance(ready);
+}
+
+void RaftRuntime::reportUnreachable() {
   std::vector<raft::NodeId> unreachable = std::move(m_unreachable);
   m_unreachable.clear();
   std::sort(unreachable.begin(), unreachable.end());

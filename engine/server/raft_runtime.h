@@ -194,8 +194,12 @@ class RaftRuntime : public QObject {
   void startSync(raft::Ready ready, std::function<void()> sync);
   void onSynced(const QString& error);
   void sendMessages(raft::Ready& ready);
-  /// Everything after the write: callbacks, messages, apply, reads, advance.
+  /// Applies the committed entries and releases the reads of a batch.
+  void handOut(const raft::Ready& ready);
+  /// Everything after the write: role callbacks, snapshot install, the
+  /// messages still to send, advance.
   void finishReady(raft::Ready& ready);
+  void reportUnreachable();
   void fail(const QString& reason);
   void publish();
   void failReads(const QString& message);

@@ -554,8 +554,17 @@ bool Simulation::linkUp(NodeId from, NodeId to) const {
 // ----- the runtime of each node -----
 
 void Simulation::processReady(SimNode& node) {
+  // While a batch is written, a leader hands out what needs no write.
+  while (node.up && node.persisting && node.core->hasReadyWhileWriting()) {
+    raft::Ready ready = node.core->readyWhileWriting();
+    for (Message& message : ready.messages) send(message);
+    handOut(node, ready);
+    node.core->advance(ready);
+  }
   while (node.up && !node.persisting && node.core->hasReady()) {
     raft::Ready ready = node.core->ready();
+    // Committed entries were durable before this batch: applied at once.
+    handOut(node, ready);
     Millis delay = node.diskDelay;
     if (m_slowDiskActive && m_config.faults.slowDiskShare > 0 &&
         static_cast<double>(m_rng() % 10000) < m_config.faults.slowDiskShare * 10000) {
@@ -653,6 +662,12 @@ void Simulation::persistAndSend(SimNode& node, raft::Ready ready) {
     record(who + " installed snapshot at " + std::to_string(meta.index));
   }
   for (Message& message : ready.messages) send(message);
+  node.core->advance(ready);
+  maybeSnapshot(node);
+}
+
+void Simulation::handOut(SimNode& node, const raft::Ready& ready) {
+  const std::string who = "n" + std::to_string(node.id);
   applyEntries(node, ready.committed);
   for (const raft::ReadState& read : ready.reads) {
     auto floor = m_readFloor.find({node.id, read.requestId});
@@ -666,8 +681,6 @@ void Simulation::persistAndSend(SimNode& node, raft::Ready ready) {
     }
     node.reads.push_back({read.requestId, read.index, m_now, node.core->term()});
   }
-  node.core->advance(ready);
-  maybeSnapshot(node);
 }
 
 void Simulation::applyEntries(SimNode& node, const std::vector<Entry>& entries) {

@@ -206,6 +206,8 @@ class Simulation {
   void step();
   void processReady(SimNode& node);
   void persistAndSend(SimNode& node, raft::Ready ready);
+  /// Applies a batch's committed entries and records its released reads.
+  void handOut(SimNode& node, const raft::Ready& ready);
   void deliver(const raft::Message& message);
   void send(const raft::Message& message);
   void applyEntries(SimNode& node, const std::vector<raft::Entry>& entries);
