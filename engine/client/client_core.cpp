@@ -218,6 +218,8 @@ ClientCore::Connection* ClientCore::connectionTo(const QString& address) {
   connect(socket, &QTcpSocket::connected, this, [this, id] {
     Connection* c = findConnection(id);
     if (!c || c->state != Connection::State::Connecting) return;
+    // No Nagle: a request must not wait for the server's delayed ACK.
+    c->socket->setSocketOption(QAbstractSocket::LowDelayOption, 1);
     wire::Frame frame;
     wire::Handshake* handshake = frame.mutable_handshake();
     handshake->set_request_id(c->nextRequestId++);

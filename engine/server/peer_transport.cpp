@@ -161,6 +161,8 @@ void PeerTransport::acceptPending() {
       continue;
     }
     socket->setParent(this);
+    // No Nagle: small replies must not wait for the peer's delayed ACK.
+    socket->setSocketOption(QAbstractSocket::LowDelayOption, 1);
     auto connection = std::make_shared<Connection>();
     connection->socket = socket;
     connection->outgoing = false;
@@ -202,6 +204,7 @@ void PeerTransport::openOutgoing(raft::NodeId peer) {
 
   connect(socket, &QTcpSocket::connected, this, [this, raw] {
     if (!m_connections.count(raw)) return;
+    raw->socket->setSocketOption(QAbstractSocket::LowDelayOption, 1);
     wire::Frame frame;
     wire::Handshake* handshake = frame.mutable_handshake();
     handshake->set_request_id(m_nextRequestId++);
