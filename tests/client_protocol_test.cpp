@@ -304,6 +304,26 @@ class ClientProtocolTest : public QObject {
     QCOMPARE(codeName(after.error().code), codeName(ErrorCode::Closed));
   }
 
+  // Clients sharing one event thread work side by side, and one going away
+  // leaves the other running on the thread.
+  void clientsShareAnEventThread() {
+    FakeServer server("c1");
+    auto thread = std::make_shared<copycat::client::ClientThread>();
+    auto first = builderFor({server.address()}).withClusterId("c1").withEventThread(thread).build();
+    auto second =
+        builderFor({server.address()}).withClusterId("c1").withEventThread(thread).build();
+    QVERIFY(await(first->connect()).ok());
+    QVERIFY(await(second->connect()).ok());
+    QVERIFY(await(first->submit(PutCommand("a", "1"))).ok());
+    QVERIFY(await(second->submit(PutCommand("b", "2"))).ok());
+    first.reset();
+    thread.reset();
+    QVERIFY(await(second->submit(PutCommand("c", "3"))).ok());
+    QVERIFY(await(second->close()).ok());
+    QCOMPARE(server.count(wire::Frame::kRegisterSession), 2);
+    QCOMPARE(server.count(wire::Frame::kCommand), 3);
+  }
+
   void wrongClusterIsRejectedWithAClearError() {
     FakeServer server("right");
     auto client = builderFor({server.address()})

@@ -331,11 +331,13 @@ void Cluster::waitForLeader() {
 }
 
 std::unique_ptr<client::Client> makeClient(const QStringList& members, const QString& name,
-                                           std::chrono::milliseconds timeout) {
+                                           std::chrono::milliseconds timeout,
+                                           std::shared_ptr<client::ClientThread> thread) {
   return client::Client::builder(members)
       .withRegistration(kv::registerKvOperations)
       .withTimeout(timeout)
       .withName(name)
+      .withEventThread(std::move(thread))
       .build();
 }
 

@@ -14,7 +14,8 @@
 
 namespace copycat::client {
 class Client;
-}
+class ClientThread;
+}  // namespace copycat::client
 
 namespace copycat::bench {
 
@@ -100,6 +101,7 @@ class Cluster {
 /// A Client for the benchmark's operations (the kv types registered).
 std::unique_ptr<client::Client> makeClient(
     const QStringList& members, const QString& name,
-    std::chrono::milliseconds timeout = std::chrono::seconds(10));
+    std::chrono::milliseconds timeout = std::chrono::seconds(10),
+    std::shared_ptr<client::ClientThread> thread = nullptr);
 
 }  // namespace copycat::bench

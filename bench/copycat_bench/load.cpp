@@ -25,7 +25,7 @@ constexpr std::int64_t kOpenLoopCap = 20000;
 struct LoadDriver::Worker {
   std::unique_ptr<client::Client> client;
   std::mt19937_64 rng;
-  // Written only on the client's thread; read after its thread is joined.
+  // Written only on the client's thread; read after the client is gone.
   std::vector<std::int64_t> latencies;
   std::vector<OpEvent> events;
   std::uint64_t windowOps = 0;
@@ -37,9 +37,15 @@ LoadDriver::LoadDriver(QStringList members, LoadSpec spec)
       m_spec(spec),
       m_context(std::make_unique<QObject>()),
       m_value(static_cast<std::size_t>(spec.valueBytes), 'v') {
+  std::vector<std::shared_ptr<client::ClientThread>> threads;
+  for (int i = 0; i < std::min(m_spec.clientThreads, m_spec.clients); ++i) {
+    threads.push_back(std::make_shared<client::ClientThread>());
+  }
   for (int i = 0; i < m_spec.clients; ++i) {
     auto worker = std::make_unique<Worker>();
-    worker->client = makeClient(m_members, QStringLiteral("bench-%1").arg(i + 1));
+    worker->client = makeClient(
+        m_members, QStringLiteral("bench-%1").arg(i + 1), std::chrono::seconds(10),
+        threads.empty() ? nullptr : threads[static_cast<std::size_t>(i) % threads.size()]);
     worker->rng.seed(0x5eed + static_cast<std::uint64_t>(i));
     m_workers.push_back(std::move(worker));
   }

@@ -34,6 +34,8 @@ struct LoadSpec {
   std::uint64_t totalOps = 0;
   /// Keep (submit, done, ok) of every operation (failover).
   bool recordEvents = false;
+  /// Event threads the clients share, round-robin; 0: a thread per client.
+  int clientThreads = 2;
 };
 
 /// One operation's times (steady clock, ns).

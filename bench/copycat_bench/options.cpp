@@ -103,6 +103,10 @@ ParseOutcome parseOptions(const QStringList& arguments, Options* options, QStrin
       {QStringLiteral("clients"),
        QStringLiteral("Clients (sessions), 1 to 256; a list such as 1,16,64 runs one point each."),
        QStringLiteral("N[,N...]")},
+      {QStringLiteral("client-threads"),
+       QStringLiteral("Event threads the clients share (default 2, one per core; 0: a thread "
+                      "per client)."),
+       QStringLiteral("N")},
       {QStringLiteral("rate"),
        QStringLiteral("Open loop: this many ops/s spread over the clients (latency from the "
                       "scheduled send time). Default: closed loop."),
@@ -192,12 +196,14 @@ ParseOutcome parseOptions(const QStringList& arguments, Options* options, QStrin
 
   QString error;
   std::int64_t nodes = o.nodes, valueBytes = o.valueBytes, keys = o.keys, kills = o.kills,
-               entries = o.entries, stateMb = o.stateMb, snapshotEntries = 0;
+               entries = o.entries, stateMb = o.stateMb, snapshotEntries = 0,
+               clientThreads = o.clientThreads;
   const bool ok =
       intOption(parser, QStringLiteral("nodes"), 3, 5, &nodes, &error) &&
       intOption(parser, QStringLiteral("value-bytes"), 1, 4 << 20, &valueBytes, &error) &&
       intOption(parser, QStringLiteral("keys"), 1, 100000000, &keys, &error) &&
       intOption(parser, QStringLiteral("kills"), 1, 1000, &kills, &error) &&
+      intOption(parser, QStringLiteral("client-threads"), 0, 256, &clientThreads, &error) &&
       intOption(parser, QStringLiteral("entries"), 1, 1000000000, &entries, &error) &&
       intOption(parser, QStringLiteral("state-mb"), 1, 100000, &stateMb, &error) &&
       intOption(parser, QStringLiteral("snapshot-entries"), 1, 2000000000, &snapshotEntries,
@@ -219,6 +225,7 @@ ParseOutcome parseOptions(const QStringList& arguments, Options* options, QStrin
   o.valueBytesSet = parser.isSet(QStringLiteral("value-bytes"));
   o.keys = static_cast<int>(keys);
   o.kills = static_cast<int>(kills);
+  o.clientThreads = static_cast<int>(clientThreads);
   o.entries = entries;
   o.stateMb = static_cast<int>(stateMb);
   o.snapshotEntries = static_cast<std::uint64_t>(snapshotEntries);

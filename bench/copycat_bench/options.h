@@ -25,7 +25,8 @@ struct Options {
   QString dataDir;  // parent of the run's temporary directory; empty: the system temp dir
   std::vector<int> clients;
   bool clientsSet = false;
-  double rate = 0;  // open-loop ops/s over all clients; 0: closed loop
+  int clientThreads = 2;  // event threads the clients share; 0: one per client
+  double rate = 0;        // open-loop ops/s over all clients; 0: closed loop
   int valueBytes = 256;
   bool valueBytesSet = false;
   double readRatio = 0;

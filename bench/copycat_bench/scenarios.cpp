@@ -170,6 +170,7 @@ QJsonObject pointJson(const RunContext& context, const QString& scenario, const 
       {QStringLiteral("scenario"), scenario},
       {QStringLiteral("nodes"), nodes},
       {QStringLiteral("clients"), spec.clients},
+      {QStringLiteral("client_threads"), spec.clientThreads},
       {QStringLiteral("rate"), spec.rate},
       {QStringLiteral("loop"), spec.rate > 0 ? QStringLiteral("open") : QStringLiteral("closed")},
       {QStringLiteral("value_bytes"), spec.valueBytes},
@@ -260,6 +261,7 @@ LoadSpec baseSpec(const Options& o, int clients) {
   spec.readRatio = o.readRatio;
   spec.consistency = o.consistency;
   spec.keys = o.keys;
+  spec.clientThreads = o.clientThreads;
   return spec;
 }
 

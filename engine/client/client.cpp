@@ -108,6 +108,21 @@ Client::Builder& Client::Builder::withName(QString name) {
   return *this;
 }
 
+Client::Builder& Client::Builder::withEventThread(std::shared_ptr<ClientThread> thread) {
+  m_thread = std::move(thread);
+  return *this;
+}
+
+ClientThread::ClientThread() : m_thread(std::make_unique<QThread>()) {
+  m_thread->setObjectName(QStringLiteral("copycat-client"));
+  m_thread->start();
+}
+
+ClientThread::~ClientThread() {
+  m_thread->quit();
+  m_thread->wait();
+}
+
 std::unique_ptr<Client> Client::Builder::build() {
   if (m_members.isEmpty())
     throw std::invalid_argument("a client needs at least one member address");
@@ -139,19 +154,19 @@ Client::Client(Builder& builder) {
   options.clusterId = builder.m_clusterId;
   options.name = builder.m_name;
 
-  m_thread = std::make_unique<QThread>();
-  m_thread->setObjectName(QStringLiteral("copycat-client"));
+  m_thread = builder.m_thread ? builder.m_thread : std::make_shared<ClientThread>();
   m_core = new ClientCore(std::move(options));
-  m_core->moveToThread(m_thread.get());
-  QObject::connect(m_thread.get(), &QThread::finished, m_core, &QObject::deleteLater);
-  m_thread->start();
+  m_core->moveToThread(m_thread->thread());
 }
 
 Client::~Client() {
   QMetaObject::invokeMethod(
-      m_core, [core = m_core] { core->shutdown(); }, Qt::BlockingQueuedConnection);
-  m_thread->quit();
-  m_thread->wait();
+      m_core,
+      [core = m_core] {
+        core->shutdown();
+        core->deleteLater();
+      },
+      Qt::BlockingQueuedConnection);
 }
 
 QFuture<Expected<void>> Client::connect() {

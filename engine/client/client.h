@@ -119,6 +119,23 @@ struct Indexed {
 /// "localhost" and a port in 1..65535 (the addresses servers accept).
 bool isValidAddress(const QString& address);
 
+/// A thread with an event loop that several clients can share (see
+/// Client::Builder::withEventThread), so that a process with many sessions
+/// does not run a thread per session. It stops when the last client using
+/// it and the last copy of its pointer are gone.
+class ClientThread {
+ public:
+  ClientThread();
+  ~ClientThread();
+  ClientThread(const ClientThread&) = delete;
+  ClientThread& operator=(const ClientThread&) = delete;
+
+  QThread* thread() const { return m_thread.get(); }
+
+ private:
+  std::unique_ptr<QThread> m_thread;
+};
+
 /// A Copycat client (the Copycat API of DESIGN.md): opens a session with a
 /// cluster, submits commands and queries within it, receives the session's
 /// events in order, and offers administration requests that need no
@@ -131,11 +148,11 @@ bool isValidAddress(const QString& address);
 /// delivered in order, each once, and an operation completes only after the
 /// events published up to it were delivered.
 ///
-/// Threading: the client owns a thread with its own event loop where all
-/// sockets live. Every public method is thread-safe and may be called from
-/// any thread, including one without an event loop; callers may block on
-/// future.result(). Futures complete, and event handlers run, on the
-/// client's thread; a handler must not destroy the client.
+/// Threading: the client's sockets live on a thread with its own event
+/// loop, its own or one it shares with other clients (withEventThread). Every public method is
+/// thread-safe and may be called from any thread, including one without an event loop; callers may
+/// block on future.result(). Futures complete, and event handlers run, on the client's thread; a
+/// handler must not destroy the client.
 ///
 /// Errors (Expected): Unavailable when no server (or no leader) answered
 /// within the timeout; SessionExpired when the session was lost (strategy
@@ -169,6 +186,9 @@ class Client {
     Builder& withClusterId(std::string clusterId);
     /// Sent in the handshake and as the session's client id, for logs.
     Builder& withName(QString name);
+    /// Runs the client on `thread`, shared with other clients, instead of a
+    /// thread of its own.
+    Builder& withEventThread(std::shared_ptr<ClientThread> thread);
 
     /// Creates the client (not connected). Throws std::invalid_argument when
     /// there is no member or a member address is invalid.
@@ -186,6 +206,7 @@ class Client {
     std::vector<Registration> m_registrations;
     std::string m_clusterId;
     QString m_name = QStringLiteral("copycat-client");
+    std::shared_ptr<ClientThread> m_thread;
   };
 
   static Builder builder(QStringList members) { return Builder(std::move(members)); }
@@ -293,7 +314,7 @@ class Client {
   explicit Client(Builder& builder);
 
   std::shared_ptr<const Serializer> m_serializer;
-  std::unique_ptr<QThread> m_thread;
+  std::shared_ptr<ClientThread> m_thread;
   ClientCore* m_core = nullptr;  // lives on m_thread
 };
 
