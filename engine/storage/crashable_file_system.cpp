@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <mutex>
 #include <random>
 
 namespace copycat::storage {
@@ -34,9 +35,13 @@ class CrashableFile : public File {
       : m_fs(fs), m_state(std::move(state)), m_path(std::move(path)) {}
 
   const std::string& path() const override { return m_path; }
-  std::uint64_t size() const override { return m_state->size; }
+  std::uint64_t size() const override {
+    std::lock_guard lock(m_fs.m_mutex);
+    return m_state->size;
+  }
 
   std::size_t pread(void* buffer, std::size_t length, std::uint64_t offset) const override {
+    std::lock_guard lock(m_fs.m_mutex);
     checkAlive("read", static_cast<std::int64_t>(offset));
     const CrashableFileSystem::FileState& state = *m_state;
     if (offset >= state.size) return 0;
@@ -64,17 +69,20 @@ class CrashableFile : public File {
   }
 
   void pwrite(const void* buffer, std::size_t length, std::uint64_t offset) override {
+    std::lock_guard lock(m_fs.m_mutex);
     checkAlive("write", static_cast<std::int64_t>(offset));
     m_fs.write(*m_state, m_path, buffer, length, offset);
   }
 
   void truncate(std::uint64_t size) override {
+    std::lock_guard lock(m_fs.m_mutex);
     checkAlive("truncate", static_cast<std::int64_t>(size));
     m_state->pending.push_back({true, size, {}});
     m_state->size = size;
   }
 
   void sync() override {
+    std::lock_guard lock(m_fs.m_mutex);
     checkAlive("fdatasync", -1);
     m_fs.sync(*m_state, m_path);
   }
@@ -95,6 +103,7 @@ CrashableFileSystem::CrashableFileSystem() = default;
 CrashableFileSystem::~CrashableFileSystem() = default;
 
 std::unique_ptr<File> CrashableFileSystem::open(const std::string& path, OpenMode mode) {
+  std::lock_guard lock(m_mutex);
   const bool existed = m_base.exists(path);
   if (!existed && mode == OpenMode::Existing) throwSystemError("open", path, ENOENT);
   if (!existed) {
@@ -114,9 +123,13 @@ std::unique_ptr<File> CrashableFileSystem::open(const std::string& path, OpenMod
   return std::make_unique<CrashableFile>(*this, state, path);
 }
 
-bool CrashableFileSystem::exists(const std::string& path) { return m_base.exists(path); }
+bool CrashableFileSystem::exists(const std::string& path) {
+  std::lock_guard lock(m_mutex);
+  return m_base.exists(path);
+}
 
 void CrashableFileSystem::rename(const std::string& from, const std::string& to) {
+  std::lock_guard lock(m_mutex);
   if (!m_base.exists(from)) throwSystemError("rename to " + to + " from", from, ENOENT);
   const std::string directory = parentDirectory(to);
   NamespaceChange change{NamespaceChange::Kind::Rename, to, from, {}};
@@ -131,6 +144,7 @@ void CrashableFileSystem::rename(const std::string& from, const std::string& to)
 }
 
 void CrashableFileSystem::remove(const std::string& path) {
+  std::lock_guard lock(m_mutex);
   if (!m_base.exists(path)) throwSystemError("remove", path, ENOENT);
   const std::string directory = parentDirectory(path);
   NamespaceChange change{NamespaceChange::Kind::Remove, path, {}, backupName(directory)};
@@ -140,12 +154,14 @@ void CrashableFileSystem::remove(const std::string& path) {
 }
 
 std::vector<std::string> CrashableFileSystem::list(const std::string& directory) {
+  std::lock_guard lock(m_mutex);
   std::vector<std::string> names = m_base.list(directory);
   std::erase_if(names, [](const std::string& name) { return name.rfind(kBackupPrefix, 0) == 0; });
   return names;
 }
 
 void CrashableFileSystem::syncDirectory(const std::string& directory) {
+  std::lock_guard lock(m_mutex);
   auto it = m_unsynced.find(directory);
   if (it != m_unsynced.end()) {
     for (const NamespaceChange& change : it->second) {
@@ -159,10 +175,12 @@ void CrashableFileSystem::syncDirectory(const std::string& directory) {
 }
 
 void CrashableFileSystem::createDirectories(const std::string& directory) {
+  std::lock_guard lock(m_mutex);
   m_base.createDirectories(directory);
 }
 
 void CrashableFileSystem::crash(const CrashOptions& options) {
+  std::lock_guard lock(m_mutex);
   std::mt19937_64 random(options.tornWritesSeed.value_or(0));
   for (auto& [path, state] : m_files) {
     if (options.tornWritesSeed && !state->pending.empty()) {
@@ -209,6 +227,7 @@ void CrashableFileSystem::crash(const CrashOptions& options) {
 }
 
 void CrashableFileSystem::clearFaults() {
+  std::lock_guard lock(m_mutex);
   m_writeBudget.reset();
   m_failSyncAt.reset();
 }

@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -30,7 +31,7 @@ struct CrashOptions {
 /// injected: ENOSPC once a byte budget of writes is used up, EIO on the Nth
 /// File::sync() (whose buffered writes are then lost, like dropped dirty
 /// pages). After crash() every handle opened before it is dead (its calls
-/// throw EIO) and all faults are cleared. One thread at a time.
+/// throw EIO) and all faults are cleared. Thread-safe.
 class CrashableFileSystem : public FileSystem {
  public:
   CrashableFileSystem();
@@ -48,15 +49,24 @@ class CrashableFileSystem : public FileSystem {
   void crash(const CrashOptions& options = {});
   /// Writes fail with ENOSPC once `bytes` more bytes have been written; the
   /// write crossing the limit is applied partially.
-  void failWritesAfterBytes(std::uint64_t bytes) { m_writeBudget = bytes; }
+  void failWritesAfterBytes(std::uint64_t bytes) {
+    std::lock_guard lock(m_mutex);
+    m_writeBudget = bytes;
+  }
   /// The `n`th File::sync() from now (1 = the next) fails with EIO.
-  void failSyncNumber(std::uint64_t n) { m_failSyncAt = m_syncs + n; }
+  void failSyncNumber(std::uint64_t n) {
+    std::lock_guard lock(m_mutex);
+    m_failSyncAt = m_syncs + n;
+  }
   void clearFaults();
   /// File::sync() calls so far (successful or not).
   std::uint64_t syncCount() const { return m_syncs; }
   /// Also fdatasync/fsync the real files on sync (off: crashes are simulated,
   /// so real durability is not needed and tests run faster).
-  void setRealSync(bool enabled) { m_realSync = enabled; }
+  void setRealSync(bool enabled) {
+    std::lock_guard lock(m_mutex);
+    m_realSync = enabled;
+  }
 
   struct FileState;
 
@@ -85,6 +95,8 @@ class CrashableFileSystem : public FileSystem {
   std::uint64_t m_syncs = 0;
   std::uint64_t m_backups = 0;
   bool m_realSync = false;
+  /// Every call holds it: a runtime syncs on its own thread.
+  mutable std::recursive_mutex m_mutex;
 };
 
 }  // namespace copycat::storage
