@@ -58,6 +58,22 @@ void FrameDecoder::feed(const char* data, std::size_t size) {
   m_buffer.append(data, size);
 }
 
+char* FrameDecoder::prepare(std::size_t size) {
+  compact();
+  m_prepared = m_buffer.size();
+  m_buffer.resize(m_prepared + size);
+  return m_buffer.data() + m_prepared;
+}
+
+void FrameDecoder::commit(std::size_t size) {
+  if (hasError()) {
+    std::string().swap(m_buffer);
+    m_offset = 0;
+    return;
+  }
+  m_buffer.resize(m_prepared + std::min(size, m_buffer.size() - m_prepared));
+}
+
 void FrameDecoder::compact() {
   if (m_offset == m_buffer.size()) {
     m_buffer.clear();

@@ -66,6 +66,13 @@ class FrameDecoder {
   void feed(const char* data, std::size_t size);
   void feed(std::string_view bytes) { feed(bytes.data(), bytes.size()); }
 
+  /// Same as feed() without an intermediate buffer: returns room for up to
+  /// `size` bytes, which the caller fills (a socket read), then passes the
+  /// number of bytes it wrote to commit(). Nothing else may be called in
+  /// between. Once the decoder is in error the bytes are discarded.
+  char* prepare(std::size_t size);
+  void commit(std::size_t size);
+
   /// The next complete frame, or nothing when more bytes are needed or the
   /// decoder is in error (check hasError()).
   std::optional<wire::Frame> next();
@@ -95,7 +102,8 @@ class FrameDecoder {
 
   std::size_t m_maxFrameBytes;
   std::string m_buffer;
-  std::size_t m_offset = 0;  // start of the first unconsumed byte in m_buffer
+  std::size_t m_offset = 0;    // start of the first unconsumed byte in m_buffer
+  std::size_t m_prepared = 0;  // m_buffer's size before prepare()
   std::uint64_t m_framesDecoded = 0;
   wire::ErrorCode m_errorCode = wire::ERROR_CODE_UNSPECIFIED;
   std::string m_error;

@@ -28,9 +28,13 @@ struct Config {
   int leaseDriftTicks = 2;
   std::size_t maxEntriesPerMessage = 256;
   std::size_t maxBytesPerMessage = 1 << 20;
-  /// Append (or snapshot chunk) messages in flight per follower.
+  /// Append messages in flight per follower.
   std::size_t maxInflightMessages = 64;
   std::size_t snapshotChunkBytes = 1 << 20;
+  /// Snapshot chunks in flight per follower. A few suffice to keep the link
+  /// busy; the transport drops what does not fit in its send buffer (32 MiB),
+  /// and every chunk after a dropped one comes back rejected.
+  std::size_t maxSnapshotChunksInFlight = 4;
   /// The runtime decides when to promote a learner; Status reports a learner
   /// as caught up when its match index is within this many entries of the
   /// leader's last index.

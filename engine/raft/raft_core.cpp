@@ -41,7 +41,8 @@ RaftCore::RaftCore(const Config& config, const LogStorage& storage, Membership i
   if (config.leaseDriftTicks < 1 || config.leaseDriftTicks >= config.electionTicks) {
     throw std::invalid_argument("raft::Config: need 1 <= leaseDriftTicks < electionTicks");
   }
-  if (config.maxInflightMessages < 1 || config.snapshotChunkBytes < 1) {
+  if (config.maxInflightMessages < 1 || config.snapshotChunkBytes < 1 ||
+      config.maxSnapshotChunksInFlight < 1) {
     throw std::invalid_argument("raft::Config: flow-control limits must be positive");
   }
   const HardState hardState = storage.hardState();
@@ -658,7 +659,7 @@ void RaftCore::sendSnapshotChunks(NodeId to, Progress& progress) {
     progress.becomeSnapshot(meta.index);
   }
   while (!progress.snapshotLastSent &&
-         progress.snapshotChunksInFlight < m_config.maxInflightMessages) {
+         progress.snapshotChunksInFlight < m_config.maxSnapshotChunksInFlight) {
     Message message;
     message.type = MessageType::InstallSnapshot;
     message.to = to;

@@ -19,6 +19,8 @@ namespace {
 /// A peer whose send buffer holds this much is treated as unreachable: Raft
 /// retries later instead of the buffer growing without bound.
 constexpr qint64 kMaxBufferedBytes = 32 * 1024 * 1024;
+/// The encoding buffer is kept between messages up to this size.
+constexpr std::size_t kKeptSendBufferBytes = 4u << 20;
 /// A connection being closed is aborted if it has not finished by then.
 constexpr int kCloseGraceMs = 2000;
 /// An accepted connection that has not sent its handshake by then is closed.
@@ -129,13 +131,16 @@ bool PeerTransport::send(raft::Message&& message) {
   if (found == m_outgoing.end() || found->second->state != Connection::State::Open) return false;
   Connection* connection = found->second;
   if (connection->socket->bytesToWrite() > kMaxBufferedBytes) return false;
-  const std::string bytes = m_encoder.encode(protocol::toFrame(std::move(message)));
-  if (bytes.empty()) {
+  // One buffer for every message: snapshot chunks and large appends are
+  // encoded without a fresh allocation each.
+  m_sendBuffer.clear();
+  if (!m_encoder.encodeTo(protocol::toFrame(std::move(message)), m_sendBuffer)) {
     qCWarning(lcServer) << "node" << m_config.id << "cannot encode a message to" << connection->peer
                         << "(over the frame size limit); dropped";
     return false;
   }
-  connection->socket->write(bytes.data(), static_cast<qint64>(bytes.size()));
+  connection->socket->write(m_sendBuffer.data(), static_cast<qint64>(m_sendBuffer.size()));
+  if (m_sendBuffer.capacity() > kKeptSendBufferBytes) std::string().swap(m_sendBuffer);
   return true;
 }
 
@@ -248,9 +253,18 @@ void PeerTransport::onReadyRead(Connection* connection) {
   // Keeps the connection alive while its frames are handled, even if it is
   // closed meanwhile.
   std::shared_ptr<Connection> keep = found->second;
-  const QByteArray bytes = connection->socket->readAll();
-  if (connection->state == Connection::State::Closing) return;
-  connection->decoder.feed(bytes.constData(), static_cast<std::size_t>(bytes.size()));
+  if (connection->state == Connection::State::Closing) {
+    connection->socket->skip(connection->socket->bytesAvailable());
+    return;
+  }
+  // Straight from the socket's buffer into the decoder's.
+  for (qint64 available = connection->socket->bytesAvailable(); available > 0;
+       available = connection->socket->bytesAvailable()) {
+    char* into = connection->decoder.prepare(static_cast<std::size_t>(available));
+    const qint64 read = connection->socket->read(into, available);
+    connection->decoder.commit(read > 0 ? static_cast<std::size_t>(read) : 0);
+    if (read <= 0) break;
+  }
   wire::Frame frame;
   while (!m_stopped && connection->state != Connection::State::Closing &&
          connection->decoder.next(frame)) {

@@ -119,6 +119,7 @@ class PeerTransport : public QObject {
   Endpoint m_own;
   QTcpServer* m_server = nullptr;
   protocol::FrameEncoder m_encoder;
+  std::string m_sendBuffer;
   MessageHandler m_handler;
   std::map<raft::NodeId, QString> m_peers;
   /// One outgoing connection per peer (may be connecting or waiting).

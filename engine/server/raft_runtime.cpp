@@ -13,6 +13,7 @@
 #include <QThreadPool>
 #include <QTimer>
 
+#include "engine/protocol/bytes_field.h"
 #include "engine/protocol/copycat.pb.h"
 #include "engine/server/logging.h"
 #include "engine/server/peer_transport.h"
@@ -119,7 +120,8 @@ bool RaftRuntime::start() {
   }
   if (!m_storage->snapshotMeta().isEmpty()) {
     std::string state = unwrapSnapshot(m_storage->snapshotData());
-    if (m_callbacks.installSnapshot) m_callbacks.installSnapshot(m_storage->snapshotMeta(), state);
+    if (m_callbacks.installSnapshot)
+      m_callbacks.installSnapshot(m_storage->snapshotMeta(), std::move(state));
   }
   if (m_clientHandlerFactory) m_clientHandler = m_clientHandlerFactory(*this);
   m_timer = std::make_unique<QTimer>();
@@ -387,18 +389,28 @@ void RaftRuntime::saveAddresses() {
   }
 }
 
-std::string RaftRuntime::wrapSnapshot(std::string state) const {
+std::string RaftRuntime::wrapSnapshot(std::string_view state) const {
+  constexpr std::uint32_t kStateField = serverlog::RuntimeSnapshot::kStateFieldNumber;
   serverlog::RuntimeSnapshot snapshot;
   for (const auto& [id, address] : m_addresses) {
     (*snapshot.mutable_addresses())[id] = address.toStdString();
   }
-  snapshot.set_state(std::move(state));
-  return snapshot.SerializeAsString();
+  // The addresses, then the state as the last field: the bytes
+  // SerializeAsString() gives, with a single copy of the state.
+  std::string bytes;
+  bytes.reserve(snapshot.ByteSizeLong() + protocol::bytesFieldSize(kStateField, state.size()));
+  snapshot.AppendToString(&bytes);
+  protocol::appendBytesField(bytes, kStateField, state);
+  return bytes;
 }
 
-std::string RaftRuntime::unwrapSnapshot(const std::string& data) {
+std::string RaftRuntime::unwrapSnapshot(std::string data) {
+  constexpr std::uint32_t kStateField = serverlog::RuntimeSnapshot::kStateFieldNumber;
   serverlog::RuntimeSnapshot snapshot;
-  if (!snapshot.ParseFromString(data)) {
+  std::string addresses;
+  std::string_view state;
+  if (!protocol::splitBytesField(data, kStateField, addresses, state) ||
+      !snapshot.ParseFromString(addresses)) {
     // The executor rejects what it cannot read and stops loudly.
     return data;
   }
@@ -408,7 +420,13 @@ std::string RaftRuntime::unwrapSnapshot(const std::string& data) {
     if (parseEndpoint(text) && nodeIdOf(text) == id) next[id] = text;
   }
   setAddresses(std::move(next));
-  return std::move(*snapshot.mutable_state());
+  if (state.empty()) return {};
+  // The state moves to the front of `data`: no second buffer of its size.
+  const auto offset = static_cast<std::size_t>(state.data() - data.data());
+  const std::size_t size = state.size();
+  data.erase(0, offset);
+  data.resize(size);
+  return data;
 }
 
 void RaftRuntime::storeSnapshot(raft::Index index, std::string data) {
@@ -619,7 +637,7 @@ void RaftRuntime::finishReady(raft::Ready& ready) {
   }
   if (ready.snapshot) {
     std::string state = unwrapSnapshot(m_storage->snapshotData());
-    if (m_callbacks.installSnapshot) m_callbacks.installSnapshot(*ready.snapshot, state);
+    if (m_callbacks.installSnapshot) m_callbacks.installSnapshot(*ready.snapshot, std::move(state));
   }
   sendMessages(ready);
   m_node->advance(ready);

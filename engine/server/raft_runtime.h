@@ -6,6 +6,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <QException>
@@ -61,7 +62,7 @@ struct RuntimeCallbacks {
   /// is its content. Called when one received from the leader is installed,
   /// and once at start() when the storage holds a snapshot to restart from
   /// (before any entry above it is applied).
-  std::function<void(const raft::SnapshotMeta& meta, const std::string& data)> installSnapshot;
+  std::function<void(const raft::SnapshotMeta& meta, std::string data)> installSnapshot;
   /// The role or the known leader changed (after the batch that changed it
   /// was persisted, before its committed entries are handed to `apply`).
   std::function<void(raft::Role role, raft::Term term, raft::NodeId leader)> roleChanged;
@@ -209,8 +210,8 @@ class RaftRuntime : public QObject {
   void setAddresses(std::map<raft::NodeId, QString> addresses);
   void loadAddresses();
   void saveAddresses();
-  std::string wrapSnapshot(std::string state) const;
-  std::string unwrapSnapshot(const std::string& data);
+  std::string wrapSnapshot(std::string_view state) const;
+  std::string unwrapSnapshot(std::string data);
 
   ServerConfig m_config;
   RuntimeCallbacks m_callbacks;

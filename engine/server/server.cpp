@@ -217,8 +217,8 @@ bool Server::ensureStarted(QString* error) {
       });
   RuntimeCallbacks callbacks;
   callbacks.apply = [exec](const raft::Entry& entry) { exec->enqueueEntry(entry); };
-  callbacks.installSnapshot = [exec](const raft::SnapshotMeta& meta, const std::string& data) {
-    exec->enqueueInstall(meta.index, data);
+  callbacks.installSnapshot = [exec](const raft::SnapshotMeta& meta, std::string data) {
+    exec->enqueueInstall(meta.index, std::move(data));
   };
   callbacks.roleChanged = [exec](raft::Role role, raft::Term, raft::NodeId) {
     if (role != raft::Role::Leader) exec->enqueueLeadershipLost();

@@ -5,6 +5,7 @@
 #include <utility>
 #include <vector>
 
+#include "engine/protocol/bytes_field.h"
 #include "engine/server/logging.h"
 #include "engine/server/raft_runtime.h"
 #include "engine/server/server_log.pb.h"
@@ -14,6 +15,8 @@ namespace copycat::server {
 namespace {
 
 QString toQString(const std::string& text) { return QString::fromStdString(text); }
+
+constexpr std::uint32_t kMachineField = serverlog::ExecutorSnapshot::kMachineFieldNumber;
 
 Outcome makeFailure(ErrorCode code, const QString& message, Index index = 0) {
   Outcome outcome;
@@ -331,23 +334,32 @@ void StateMachineExecutor::maybeSnapshot() {
                         << toQString(machine.error().message);
     return;
   }
+  // The session table, then the machine's bytes appended as the last field:
+  // the bytes SerializeAsString() would give, with one copy of the state.
   serverlog::ExecutorSnapshot snapshot;
   m_sessions.save(snapshot);
-  snapshot.set_machine(std::move(*machine));
+  std::string bytes;
+  bytes.reserve(snapshot.ByteSizeLong() + protocol::bytesFieldSize(kMachineField, machine->size()));
+  snapshot.AppendToString(&bytes);
+  protocol::appendBytesField(bytes, kMachineField, *machine);
   ++m_snapshots;
-  if (m_snapshotSink) m_snapshotSink(m_machine->lastIndex(), snapshot.SerializeAsString());
+  if (m_snapshotSink) m_snapshotSink(m_machine->lastIndex(), std::move(bytes));
 }
 
 void StateMachineExecutor::install(Index index, const std::string& data) {
   if (m_broken) return;
   if (index <= m_machine->lastIndex()) return;  // already there (a local snapshot)
+  // The machine's bytes are read in place; only the session table is parsed.
   serverlog::ExecutorSnapshot snapshot;
+  std::string sessions;
+  std::string_view machine;
   Status installed = Error{ErrorCode::MalformedSnapshot, "not an executor snapshot"};
-  if (snapshot.ParseFromString(data)) {
+  if (protocol::splitBytesField(data, kMachineField, sessions, machine) &&
+      snapshot.ParseFromString(sessions)) {
     if (!m_sessions.load(snapshot)) {
       installed = Error{ErrorCode::MalformedSnapshot, "inconsistent session table"};
     } else {
-      installed = m_machine->installSnapshot(snapshot.machine());
+      installed = m_machine->installSnapshot(machine);
     }
   }
   if (!installed) {

@@ -89,6 +89,17 @@ class PosixFile : public File {
     }
   }
 
+  void startWriteback(std::uint64_t offset, std::uint64_t length) override {
+#ifdef SYNC_FILE_RANGE_WRITE
+    // Only a hint: an error here shows up again at sync().
+    (void)::sync_file_range(m_fd, static_cast<off_t>(offset), static_cast<off_t>(length),
+                            SYNC_FILE_RANGE_WRITE);
+#else
+    (void)offset;
+    (void)length;
+#endif
+  }
+
   bool reserve(std::uint64_t size) override {
     if (size <= m_size) return true;
     // posix_fallocate returns the error instead of setting errno.
@@ -200,6 +211,9 @@ class CountingFileSystem::CountingFile : public File {
   }
   void truncate(std::uint64_t size) override { m_inner->truncate(size); }
   bool reserve(std::uint64_t size) override { return m_inner->reserve(size); }
+  void startWriteback(std::uint64_t offset, std::uint64_t length) override {
+    m_inner->startWriteback(offset, length);
+  }
   void sync() override {
     m_inner->sync();
     m_syncs.fetch_add(1, std::memory_order_relaxed);

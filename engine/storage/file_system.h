@@ -35,6 +35,10 @@ class File {
   /// their syncs) change no file size. Returns whether it did; the default
   /// does nothing.
   virtual bool reserve(std::uint64_t /*size*/) { return false; }
+  /// Best effort: starts writing `length` bytes at `offset` to the disk
+  /// without waiting, so that a later sync() has less left to do. Durability
+  /// still needs sync(). The default does nothing.
+  virtual void startWriteback(std::uint64_t /*offset*/, std::uint64_t /*length*/) {}
 };
 
 enum class OpenMode : std::uint8_t {
