@@ -7,11 +7,13 @@
 #include <iterator>
 #include <limits>
 #include <optional>
+#include <random>
 #include <string>
 #include <vector>
 
 #include <QTest>
 
+#include "engine/protocol/bytes_field.h"
 #include "engine/protocol/convert.h"
 #include "engine/protocol/framing.h"
 #include "engine/raft/types.h"
@@ -410,6 +412,171 @@ class ProtocolCodecTest : public QObject {
     QVERIFY(!tight.next().has_value());
     QCOMPARE(int(tight.errorCode()), int(wire::ERROR_CODE_FRAME_TOO_LARGE));
     QCOMPARE(FrameDecoder().maxFrameBytes(), protocol::kMaxFrameBytes);
+  }
+
+  // prepare()/commit() as a socket uses them: room for what is available,
+  // then fewer bytes than asked (short reads, empty reads), in odd sizes.
+  void framesReadInPlaceWithShortReads() {
+    std::vector<wire::Frame> frames = sampleFrames();
+    for (int i = 0; i < 6; ++i) {
+      raft::Message m = fullMessage(raft::MessageType::InstallSnapshot);
+      m.data = binaryBytes(static_cast<std::size_t>(70'001 + i * 9'973), static_cast<unsigned>(i));
+      frames.push_back(protocol::toFrame(std::move(m)));
+    }
+    const std::string bytes = encodeAll(frames);
+    FrameDecoder decoder;
+    std::vector<wire::Frame> out;
+    const std::size_t asked[] = {1, 4096, 65536, 3, 200'000};
+    const std::size_t given[] = {1, 17, 0, 3, 150'001};
+    std::size_t position = 0;
+    for (std::size_t c = 0; position < bytes.size(); ++c) {
+      const std::size_t room = asked[c % std::size(asked)];
+      const std::size_t size =
+          std::min({given[c % std::size(given)], room, bytes.size() - position});
+      char* into = decoder.prepare(room);
+      std::copy_n(bytes.data() + position, size, into);
+      decoder.commit(size);
+      position += size;
+      wire::Frame frame;
+      while (decoder.next(frame)) out.push_back(frame);
+      QVERIFY(decoder.pendingBytes() < 200'000);
+    }
+    QVERIFY(!decoder.hasError());
+    QCOMPARE(out.size(), frames.size());
+    for (std::size_t i = 0; i < frames.size(); ++i) QVERIFY(sameFrame(out[i], frames[i]));
+    QCOMPARE(decoder.pendingBytes(), std::size_t{0});
+  }
+
+  void badInputReadInPlaceIsDiscarded() {
+    FrameDecoder decoder;
+    const std::string garbage = rawFrame(std::string(16, '\xff'));
+    std::copy(garbage.begin(), garbage.end(), decoder.prepare(garbage.size()));
+    decoder.commit(garbage.size());
+    QVERIFY(!decoder.next().has_value());
+    QCOMPARE(int(decoder.errorCode()), int(wire::ERROR_CODE_MALFORMED_FRAME));
+    // Bytes read after the error are dropped, not buffered.
+    const std::string valid = encodeAll(sampleFrames());
+    std::copy(valid.begin(), valid.end(), decoder.prepare(valid.size()));
+    decoder.commit(valid.size());
+    QCOMPARE(decoder.pendingBytes(), std::size_t{0});
+    QVERIFY(!decoder.next().has_value());
+    verifyStuckInError(decoder);
+  }
+
+  // ---- one bytes field read and written in place (snapshots) ----
+
+  // appendBytesField() after the other fields gives what protobuf serializes;
+  // bytesFieldSize() is what it appends, across varint length boundaries.
+  void bytesFieldAppendsWhatProtobufWrites() {
+    for (const std::size_t size :
+         {std::size_t{0}, std::size_t{1}, std::size_t{127}, std::size_t{128}, std::size_t{16'383},
+          std::size_t{16'384}, std::size_t{2'097'152}}) {
+      wire::Entry entry;
+      entry.set_term(7);
+      entry.set_index(300);
+      entry.set_type(wire::ENTRY_TYPE_NORMAL);
+      std::string bytes = entry.SerializeAsString();
+      const std::size_t before = bytes.size();
+      const std::string data = binaryBytes(size, 5);
+      protocol::appendBytesField(bytes, wire::Entry::kDataFieldNumber, data);
+      QCOMPARE(bytes.size() - before,
+               protocol::bytesFieldSize(wire::Entry::kDataFieldNumber, size));
+      entry.set_data(data);
+      QVERIFY(bytes == entry.SerializeAsString());
+    }
+  }
+
+  void bytesFieldSplitsWhatProtobufParses() {
+    wire::Entry entry;
+    entry.set_term(9);
+    entry.set_index(1'000'000);
+    entry.set_type(wire::ENTRY_TYPE_CONFIG_CHANGE);
+    entry.set_change_kind(wire::CONFIG_CHANGE_KIND_ADD_LEARNER);
+    entry.set_change_node(4);
+    entry.set_data(binaryBytes(5'000, 3));
+    const std::string bytes = entry.SerializeAsString();
+    std::string rest;
+    std::string_view value;
+    QVERIFY(protocol::splitBytesField(bytes, wire::Entry::kDataFieldNumber, rest, value));
+    QVERIFY(value == entry.data());
+    QVERIFY(value.data() >= bytes.data() && value.data() < bytes.data() + bytes.size());
+    wire::Entry others;
+    QVERIFY(others.ParseFromString(rest));
+    QVERIFY(others.data().empty());
+    others.set_data(std::string(value));
+    QVERIFY(others.SerializeAsString() == bytes);
+
+    // Absent field: an empty value, everything else in `rest`.
+    entry.clear_data();
+    QVERIFY(protocol::splitBytesField(entry.SerializeAsString(), wire::Entry::kDataFieldNumber,
+                                      rest, value));
+    QVERIFY(value.empty());
+    QVERIFY(rest == entry.SerializeAsString());
+
+    // Repeated occurrences: the last wins, as in protobuf.
+    std::string twice;
+    protocol::appendBytesField(twice, wire::Entry::kDataFieldNumber, "first");
+    protocol::appendBytesField(twice, wire::Entry::kDataFieldNumber, "second");
+    QVERIFY(protocol::splitBytesField(twice, wire::Entry::kDataFieldNumber, rest, value));
+    QVERIFY(value == "second");
+    QVERIFY(rest.empty());
+  }
+
+  // Random damage to valid messages: splitBytesField() plus parsing the rest
+  // accepts exactly what protobuf accepts, and finds the same value.
+  void bytesFieldAcceptsAndRejectsLikeProtobuf() {
+    std::mt19937 random(20261126);
+    int accepted = 0;
+    int rejected = 0;
+    for (int round = 0; round < 20'000; ++round) {
+      wire::Entry entry;
+      entry.set_term(random() % 1000);
+      entry.set_index(random());
+      entry.set_type(wire::ENTRY_TYPE_NORMAL);
+      entry.set_data(binaryBytes(random() % 300, static_cast<unsigned>(round)));
+      std::string bytes = entry.SerializeAsString();
+      const int damage = static_cast<int>(random() % 5);
+      if (damage == 0 && !bytes.empty()) {
+        bytes[random() % bytes.size()] = static_cast<char>(random());
+      } else if (damage == 1 && !bytes.empty()) {
+        bytes.resize(random() % bytes.size());
+      } else if (damage == 2) {
+        std::string junk(1 + random() % 6, '\0');
+        for (char& c : junk) c = static_cast<char>(random());
+        bytes.insert(random() % (bytes.size() + 1), junk);
+      } else if (damage == 3) {
+        // A field 6 of another wire type, or an unknown field, at the end.
+        const std::string_view tails[] = {std::string_view("\x30\x05", 2),
+                                          std::string_view("\x35\x01\x02\x03\x04", 5),
+                                          std::string_view("\x7a\x01x", 3),
+                                          std::string_view("\x0b\x0c", 2),
+                                          std::string_view("\x33\x08\x01\x34", 4),
+                                          std::string_view("\x34", 1),
+                                          std::string_view("\x00", 1)};
+        bytes.append(tails[random() % std::size(tails)]);
+      }
+      wire::Entry expected;
+      const bool protobufAccepts = expected.ParseFromString(bytes);
+      std::string rest;
+      std::string_view value;
+      wire::Entry others;
+      const bool splitAccepts =
+          protocol::splitBytesField(bytes, wire::Entry::kDataFieldNumber, rest, value) &&
+          others.ParseFromString(rest);
+      QVERIFY2(protobufAccepts == splitAccepts,
+               qPrintable(QStringLiteral("round %1, damage %2").arg(round).arg(damage)));
+      if (!protobufAccepts) {
+        ++rejected;
+        continue;
+      }
+      ++accepted;
+      QVERIFY(value == expected.data());
+      others.set_data(std::string(value));
+      QVERIFY(others.SerializeAsString() == expected.SerializeAsString());
+    }
+    // Both outcomes were exercised.
+    QVERIFY(accepted > 1000);
+    QVERIFY(rejected > 1000);
   }
 
   // ---- bad input, each a test ----

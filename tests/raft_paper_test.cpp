@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <memory>
 #include <set>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -159,6 +160,7 @@ class RaftPaperTest : public QObject {
   void leadershipTransferViaTimeoutNow();
   // Snapshots.
   void snapshotCompactsAndStreamsChunksToLaggingFollower();
+  void snapshotChunksInFlightAreBounded();
   // Membership.
   void learnerJoinsCatchesUpAndIsPromoted();
   void learnerNeitherVotesNorCountsForCommit();
@@ -1268,6 +1270,54 @@ void RaftPaperTest::snapshotCompactsAndStreamsChunksToLaggingFollower() {
     if (chunk.done) break;
   }
   QCOMPARE(offset, std::uint64_t{data.size()});
+}
+
+// A follower being sent a snapshot has at most maxSnapshotChunksInFlight
+// chunks unacknowledged: more would overflow a transport's send buffer, and
+// every chunk after a dropped one comes back rejected.
+void RaftPaperTest::snapshotChunksInFlightAreBounded() {
+  Config config = classic();
+  config.snapshotChunkBytes = 16;
+  config.maxSnapshotChunksInFlight = 3;
+  Network& net = network(3, config);
+  QVERIFY(net.elect(1));
+  net.isolate(3);
+  for (int i = 0; i < 30; ++i) net.propose(1, "value-" + std::to_string(i));
+  net.deliverAll();
+  net.heartbeat(1);
+  net.compact(1);
+  const std::size_t chunksNeeded = (net.storage(1).snapshotData().size() + 15) / 16;
+  QVERIFY(chunksNeeded > 6);
+
+  const auto isChunkTraffic = [](const Message& m) {
+    return (m.type == MessageType::InstallSnapshot && m.to == 3) ||
+           (m.type == MessageType::InstallSnapshotResponse && m.from == 3);
+  };
+  std::size_t mostInFlight = 0;
+  std::size_t chunksSent = 0;
+  net.intercept = [&](Message& m) {
+    if (!isChunkTraffic(m)) return false;
+    // Unacknowledged: queued chunks, queued acknowledgements and this one.
+    const auto queued = std::count_if(net.queue().begin(), net.queue().end(), isChunkTraffic);
+    mostInFlight = std::max(mostInFlight, static_cast<std::size_t>(queued) + 1);
+    if (m.type == MessageType::InstallSnapshot) ++chunksSent;
+    return false;
+  };
+  net.heal();
+  for (int i = 0; i < 50 && net.peer(3).snapshotsInstalled == 0; ++i) net.heartbeat(1);
+
+  QCOMPARE(net.peer(3).snapshotsInstalled, std::uint64_t{1});
+  QCOMPARE(net.peer(3).values, net.peer(1).values);
+  QVERIFY(chunksSent >= chunksNeeded);
+  QCOMPARE(mostInFlight, std::size_t{3});
+
+  Config valid = classic();
+  valid.id = 1;
+  const raft::MemoryStorage storage;
+  raft::Node accepted(valid, storage);
+  Config none = valid;
+  none.maxSnapshotChunksInFlight = 0;
+  QVERIFY_THROWS_EXCEPTION(std::invalid_argument, raft::Node(none, storage));
 }
 
 // ---------------------------------------------------------------------------
