@@ -4,10 +4,12 @@
 #include <errno.h>
 
 #include <functional>
+#include <future>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include <QDir>
 #include <QTemporaryDir>
 #include <QTest>
 
@@ -28,6 +30,7 @@ using copycat::storage::CrashableFileSystem;
 using copycat::storage::DiskStorage;
 using copycat::storage::openStorage;
 using copycat::storage::PersistentStorage;
+using copycat::storage::PreparedSnapshot;
 using copycat::storage::StorageError;
 using copycat::storage::StorageLevel;
 using copycat::storage::StorageOptions;
@@ -302,6 +305,78 @@ class StorageDiskTest : public QObject {
 
   // A single-node cluster on disk: everything it committed survives a
   // restart, and a new core resumes from the storage.
+  // takeSnapshot() in two halves: prepareSnapshot() on another thread while
+  // the owner appends, adoptSnapshot() on the owner's. Nothing changes until
+  // it is adopted; a snapshot overtaken meanwhile is dropped, file and all.
+  void preparedSnapshotIsTakenOnlyWhenAdopted() {
+    QTemporaryDir dir;
+    const StorageOptions options = diskOptions(dir);
+    const QString snapshotDir = QString::fromStdString(options.directory) + "/snapshots";
+    const auto snapshotFiles = [&] {
+      return QDir(snapshotDir).entryList(QDir::Files | QDir::NoDotAndDotDot).size();
+    };
+    {
+      std::unique_ptr<PersistentStorage> disk = openStorage(options);
+      StorageOptions memoryOptions;
+      memoryOptions.level = StorageLevel::Memory;
+      std::unique_ptr<PersistentStorage> memory = openStorage(memoryOptions);
+      for (PersistentStorage* storage : {disk.get(), memory.get()}) {
+        storage->persist(entriesReady(makeEntries(1, 100, 1), HardState{1, 1, 80}));
+      }
+      const SnapshotMeta at50{50, 1, {{1, 2, 3}, {}}, 0};
+      std::vector<std::future<PreparedSnapshot>> preparing;
+      for (PersistentStorage* storage : {disk.get(), memory.get()}) {
+        preparing.push_back(std::async(std::launch::async, [storage, at50] {
+          return storage->prepareSnapshot(at50, "state at 50");
+        }));
+        storage->persist(entriesReady(makeEntries(101, 110, 1), HardState{1, 1, 90}));
+      }
+      std::vector<PreparedSnapshot> prepared;
+      for (auto& future : preparing) prepared.push_back(future.get());
+      QCOMPARE(prepared[0].meta.size, std::uint64_t{11});
+      QVERIFY(disk->snapshotMeta().isEmpty());
+      QCOMPARE(disk->firstIndex(), Index(1));
+      compareStorages(*disk, *memory);
+
+      QVERIFY(disk->adoptSnapshot(std::move(prepared[0]), 10));
+      QVERIFY(memory->adoptSnapshot(std::move(prepared[1]), 10));
+      compareStorages(*disk, *memory);
+      QCOMPARE(disk->snapshotMeta().index, Index(50));
+      QCOMPARE(disk->snapshotData(), std::string("state at 50"));
+      QCOMPARE(disk->firstIndex(), Index(41));  // whole segments of 20 entries
+      QCOMPARE(snapshotFiles(), 1);
+
+      // Overtaken: an older index, then one the leader's snapshot replaced.
+      PreparedSnapshot older = disk->prepareSnapshot({45, 1, {{1, 2, 3}, {}}, 0}, "state at 45");
+      QCOMPARE(snapshotFiles(), 2);
+      QVERIFY(!disk->adoptSnapshot(std::move(older), 10));
+      QVERIFY(!memory->adoptSnapshot(
+          memory->prepareSnapshot({45, 1, {{1, 2, 3}, {}}, 0}, "state at 45"), 10));
+      QCOMPARE(snapshotFiles(), 1);
+      PreparedSnapshot local = disk->prepareSnapshot({70, 1, {{1, 2, 3}, {}}, 0}, "state at 70");
+      const SnapshotMeta fromLeader{200, 3, {{1, 2, 3}, {}}, 6};
+      for (const Ready& ready : snapshotReadies(fromLeader, "leader", 4)) disk->persist(ready);
+      QVERIFY(!disk->adoptSnapshot(std::move(local), 10));
+      QCOMPARE(disk->snapshotMeta().index, Index(200));
+      QCOMPARE(disk->snapshotData(), std::string("leader"));
+      QCOMPARE(snapshotFiles(), 2);  // 50 and 200
+      QVERIFY_THROWS_EXCEPTION(std::invalid_argument,
+                               disk->adoptSnapshot(memory->prepareSnapshot(at50, "x"), 10));
+    }
+    // A crash after prepareSnapshot(): the snapshot is complete on disk and
+    // the log is whole, which opening accepts.
+    {
+      DiskStorage disk(options);
+      disk.persist(entriesReady(makeEntries(201, 230, 3), HardState{3, 1, 220}));
+      disk.prepareSnapshot({220, 3, {{1, 2, 3}, {}}, 0}, "state at 220");
+    }
+    DiskStorage reopened(options);
+    QCOMPARE(reopened.snapshotMeta().index, Index(220));
+    QCOMPARE(reopened.snapshotData(), std::string("state at 220"));
+    QCOMPARE(reopened.firstIndex(), Index(201));
+    QCOMPARE(reopened.lastIndex(), Index(230));
+  }
+
   void drivesARealNode() {
     QTemporaryDir dir;
     CrashableFileSystem fs;

@@ -59,7 +59,7 @@ bool RaftRuntime::start() {
     qCWarning(lcServer) << "node" << id << "storage:" << QString::fromStdString(warning);
   };
   m_syncPool = std::make_unique<QThreadPool>();
-  m_syncPool->setMaxThreadCount(1);
+  m_syncPool->setMaxThreadCount(2);
   m_syncPool->setExpiryTimeout(-1);
   try {
     m_storage = storage::openStorage(options);
@@ -144,6 +144,8 @@ void RaftRuntime::shutdown() {
   // A sync in flight uses the storage's files: let it finish first.
   if (m_syncPool) m_syncPool->waitForDone();
   m_syncing.reset();
+  m_pendingSnapshot.reset();
+  m_writingSnapshot = false;
   failReads(QStringLiteral("the server shut down"));
   m_clientHandler.reset();
   m_timer.reset();
@@ -389,10 +391,11 @@ void RaftRuntime::saveAddresses() {
   }
 }
 
-std::string RaftRuntime::wrapSnapshot(std::string_view state) const {
+std::string RaftRuntime::wrapSnapshot(const std::map<raft::NodeId, QString>& addresses,
+                                      std::string_view state) {
   constexpr std::uint32_t kStateField = serverlog::RuntimeSnapshot::kStateFieldNumber;
   serverlog::RuntimeSnapshot snapshot;
-  for (const auto& [id, address] : m_addresses) {
+  for (const auto& [id, address] : addresses) {
     (*snapshot.mutable_addresses())[id] = address.toStdString();
   }
   // The addresses, then the state as the last field: the bytes
@@ -432,31 +435,66 @@ std::string RaftRuntime::unwrapSnapshot(std::string data) {
 void RaftRuntime::storeSnapshot(raft::Index index, std::string data) {
   QMetaObject::invokeMethod(
       this,
-      [this, index, data = std::move(data)] {
+      [this, index, data = std::move(data)]() mutable {
         if (!usable()) return;
-        if (index <= m_storage->snapshotMeta().index) return;
-        const std::optional<raft::Term> term = m_storage->term(index);
-        if (!term || index > m_node->status().commit) return;
-        raft::SnapshotMeta meta;
-        meta.index = index;
-        meta.term = *term;
-        meta.membership = m_node->membershipAt(index);
-        meta.size = data.size();
-        try {
-          const std::string wrapped = wrapSnapshot(data);
-          meta.size = wrapped.size();
-          m_storage->takeSnapshot(meta, wrapped, m_config.snapshotKeepEntries);
-          m_node->snapshotTaken(index);
-        } catch (const std::exception& error) {
-          fail(QStringLiteral("cannot store the snapshot at %1: %2")
-                   .arg(index)
-                   .arg(QString::fromUtf8(error.what())));
-          return;
-        }
-        qCDebug(lcServer) << "node" << m_config.id << "took a snapshot at" << index;
-        processReady();
+        // The newest waits while another is written; an older one waiting
+        // is superseded.
+        m_pendingSnapshot = PendingSnapshot{index, std::move(data)};
+        startSnapshotWrite();
       },
       Qt::QueuedConnection);
+}
+
+void RaftRuntime::startSnapshotWrite() {
+  if (m_writingSnapshot || !m_pendingSnapshot || !usable()) return;
+  PendingSnapshot pending = std::move(*m_pendingSnapshot);
+  m_pendingSnapshot.reset();
+  if (pending.index <= m_storage->snapshotMeta().index) return;
+  const std::optional<raft::Term> term = m_storage->term(pending.index);
+  if (!term || pending.index > m_node->status().commit) return;
+  raft::SnapshotMeta meta;
+  meta.index = pending.index;
+  meta.term = *term;
+  meta.membership = m_node->membershipAt(pending.index);
+  m_writingSnapshot = true;
+  // Wrapping copies the state once and writing it syncs a file: both off
+  // this thread, which goes on replicating meanwhile.
+  m_syncPool->start([this, meta, addresses = m_addresses, state = std::move(pending.data)] {
+    std::optional<storage::PreparedSnapshot> prepared;
+    QString error;
+    try {
+      prepared = m_storage->prepareSnapshot(meta, wrapSnapshot(addresses, state));
+    } catch (const std::exception& failure) {
+      error = QString::fromUtf8(failure.what());
+    }
+    QMetaObject::invokeMethod(
+        this,
+        [this, index = meta.index, prepared = std::move(prepared), error]() mutable {
+          onSnapshotWritten(index, std::move(prepared), error);
+        },
+        Qt::QueuedConnection);
+  });
+}
+
+void RaftRuntime::onSnapshotWritten(raft::Index index,
+                                    std::optional<storage::PreparedSnapshot> prepared,
+                                    const QString& error) {
+  m_writingSnapshot = false;
+  if (!usable()) return;
+  try {
+    if (!prepared) throw std::runtime_error(error.toStdString());
+    if (m_storage->adoptSnapshot(std::move(*prepared), m_config.snapshotKeepEntries)) {
+      m_node->snapshotTaken(index);
+      qCDebug(lcServer) << "node" << m_config.id << "took a snapshot at" << index;
+    }
+  } catch (const std::exception& failure) {
+    fail(QStringLiteral("cannot store the snapshot at %1: %2")
+             .arg(index)
+             .arg(QString::fromUtf8(failure.what())));
+    return;
+  }
+  startSnapshotWrite();
+  processReady();
 }
 
 void RaftRuntime::failReads(const QString& message) {

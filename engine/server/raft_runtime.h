@@ -144,10 +144,12 @@ class RaftRuntime : public QObject {
   /// applied before serving the read; it fails with ServerError when this
   /// server is not the leader or loses leadership first. Any thread.
   QFuture<raft::Index> readIndex(bool lease = false);
-  /// Records a state machine snapshot taken at applied index `index`:
-  /// storage->takeSnapshot (membership at `index`, keeping
-  /// snapshotKeepEntries entries) and Node::snapshotTaken. Ignored when the
-  /// storage already holds a snapshot at or above `index`. Any thread.
+  /// Records a state machine snapshot taken at applied index `index`: the
+  /// storage writes it on the I/O pool (prepareSnapshot), then adopts it on
+  /// the runtime's thread (keeping snapshotKeepEntries entries) and tells
+  /// Node::snapshotTaken. One is written at a time; of those that arrive
+  /// meanwhile only the newest is written next. Ignored when the storage
+  /// already holds a snapshot at or above `index`. Any thread.
   void storeSnapshot(raft::Index index, std::string data);
   /// Founds a new cluster of `members` (id -> "host:port", this server among
   /// them) on an empty storage. Fails with ServerError otherwise.
@@ -210,7 +212,11 @@ class RaftRuntime : public QObject {
   void setAddresses(std::map<raft::NodeId, QString> addresses);
   void loadAddresses();
   void saveAddresses();
-  std::string wrapSnapshot(std::string_view state) const;
+  void startSnapshotWrite();
+  void onSnapshotWritten(raft::Index index, std::optional<storage::PreparedSnapshot> prepared,
+                         const QString& error);
+  static std::string wrapSnapshot(const std::map<raft::NodeId, QString>& addresses,
+                                  std::string_view state);
   std::string unwrapSnapshot(std::string data);
 
   ServerConfig m_config;
@@ -228,11 +234,19 @@ class RaftRuntime : public QObject {
   ClientHandlerFactory m_clientHandlerFactory;
   std::unique_ptr<ClientHandler> m_clientHandler;
   bool m_flushQueued = false;
-  /// One thread that runs the data syncs of Ready batches, one at a time.
+  /// Two threads: the data syncs of Ready batches, one at a time, and the
+  /// writes of local snapshots, one at a time.
   std::unique_ptr<QThreadPool> m_syncPool;
   /// The batch whose sync is in flight (the core has no other outstanding).
   std::optional<raft::Ready> m_syncing;
   std::vector<raft::NodeId> m_unreachable;
+  struct PendingSnapshot {
+    raft::Index index = 0;
+    std::string data;
+  };
+  /// The newest snapshot handed to storeSnapshot() and not yet written.
+  std::optional<PendingSnapshot> m_pendingSnapshot;
+  bool m_writingSnapshot = false;
 };
 
 }  // namespace copycat::server

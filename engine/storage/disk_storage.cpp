@@ -10,6 +10,17 @@ using raft::Index;
 using raft::SnapshotMeta;
 using raft::Term;
 
+namespace {
+
+/// Whether a snapshot at meta.index can be taken now: after the latest one
+/// and inside the log (entries up to it may already be compacted).
+bool canTakeSnapshot(const raft::LogStorage& storage, const SnapshotMeta& meta) {
+  return meta.index > storage.snapshotMeta().index && meta.index <= storage.lastIndex() &&
+         meta.index + 1 >= storage.firstIndex();
+}
+
+}  // namespace
+
 std::unique_ptr<PersistentStorage> openStorage(const StorageOptions& options) {
   if (options.level == StorageLevel::Memory) return std::make_unique<MemoryLevelStorage>();
   return std::make_unique<DiskStorage>(options);
@@ -179,16 +190,41 @@ StorageCounters DiskStorage::counters() const {
 }
 
 void DiskStorage::takeSnapshot(const SnapshotMeta& meta, std::string_view data, Index keepEntries) {
-  const SnapshotMeta current = m_snapshots->latest();
-  if (meta.index <= current.index || meta.index > m_log->lastIndex() ||
-      meta.index + 1 < m_log->firstIndex()) {
+  if (!canTakeSnapshot(*this, meta)) {
+    const SnapshotMeta current = m_snapshots->latest();
     throw std::out_of_range("DiskStorage::takeSnapshot: index " + std::to_string(meta.index) +
                             " outside the log or not after snapshot " +
                             std::to_string(current.index));
   }
-  m_snapshots->write(meta, data);
-  const Index compactTo = meta.index > keepEntries ? meta.index - keepEntries : 0;
-  m_log->compactPrefix(compactTo);
+  adoptFile(m_snapshots->prepare(meta, data), keepEntries);
+}
+
+void DiskStorage::adoptFile(const SnapshotStore::Prepared& file, Index keepEntries) {
+  m_snapshots->adopt(file);
+  m_log->compactPrefix(file.meta.index > keepEntries ? file.meta.index - keepEntries : 0);
+}
+
+bool PersistentStorage::adoptSnapshot(PreparedSnapshot prepared, Index keepEntries) {
+  if (!canTakeSnapshot(*this, prepared.meta)) return false;
+  takeSnapshot(prepared.meta, prepared.data, keepEntries);
+  return true;
+}
+
+PreparedSnapshot DiskStorage::prepareSnapshot(const SnapshotMeta& meta, std::string data) const {
+  PreparedSnapshot prepared;
+  prepared.file = m_snapshots->prepare(meta, data);
+  prepared.meta = prepared.file->meta;
+  return prepared;
+}
+
+bool DiskStorage::adoptSnapshot(PreparedSnapshot prepared, Index keepEntries) {
+  if (!prepared.file) throw std::invalid_argument("DiskStorage::adoptSnapshot: not prepared here");
+  if (!canTakeSnapshot(*this, prepared.meta)) {
+    m_snapshots->discard(*prepared.file);
+    return false;
+  }
+  adoptFile(*prepared.file, keepEntries);
+  return true;
 }
 
 void MemoryLevelStorage::persist(const raft::Ready& ready) {

@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -45,6 +46,14 @@ struct StorageCounters {
   std::uint64_t entries = 0;
 };
 
+/// A local snapshot written by PersistentStorage::prepareSnapshot() and not
+/// yet taken: Disk holds its durable file, Memory its data.
+struct PreparedSnapshot {
+  raft::SnapshotMeta meta;
+  std::optional<SnapshotStore::Prepared> file;
+  std::string data;
+};
+
 /// raft::LogStorage plus the writes a runtime makes: persist() makes one
 /// Ready batch durable (PERSIST BEFORE SEND: call it before sending the
 /// batch's messages); takeSnapshot() records a local state machine snapshot
@@ -73,6 +82,17 @@ class PersistentStorage : public raft::LogStorage {
   /// disk, so some may stay).
   virtual void takeSnapshot(const raft::SnapshotMeta& meta, std::string_view data,
                             raft::Index keepEntries = 0) = 0;
+  /// takeSnapshot() in two halves, so that the slow one can leave the
+  /// runtime's thread: prepareSnapshot() writes the data durably and may run
+  /// on another thread while this storage is used (one at a time);
+  /// adoptSnapshot() records it and compacts the log, on the owner's thread.
+  /// adoptSnapshot() returns false, and drops the prepared snapshot, when
+  /// the storage meanwhile got a snapshot at or above its index or no longer
+  /// holds that index in its log (a snapshot installed from the leader).
+  virtual PreparedSnapshot prepareSnapshot(const raft::SnapshotMeta& meta, std::string data) const {
+    return {meta, std::nullopt, std::move(data)};
+  }
+  virtual bool adoptSnapshot(PreparedSnapshot prepared, raft::Index keepEntries = 0);
   /// The latest snapshot's data, for restoring the state machine.
   virtual std::string snapshotData() const = 0;
   /// Bytes held by the log, for compaction thresholds.
@@ -86,8 +106,9 @@ std::unique_ptr<PersistentStorage> openStorage(const StorageOptions& options);
 /// The Disk level: SegmentedLog in <dir>/log, MetaStore in <dir>/meta,
 /// SnapshotStore in <dir>/snapshots. Opening reconciles them (format.h,
 /// RECOVERY) and throws StorageError when the node must not start. After a
-/// failed persist() every later persist() throws. Not thread-safe; the
-/// runtime mutates it only between Ready batches.
+/// failed persist() every later persist() throws. Not thread-safe, except
+/// for the jobs write() returns and prepareSnapshot(), which may run on other
+/// threads as documented there.
 class DiskStorage : public PersistentStorage {
  public:
   explicit DiskStorage(const StorageOptions& options);
@@ -107,6 +128,8 @@ class DiskStorage : public PersistentStorage {
   std::function<void()> write(const raft::Ready& ready) override;
   void takeSnapshot(const raft::SnapshotMeta& meta, std::string_view data,
                     raft::Index keepEntries = 0) override;
+  PreparedSnapshot prepareSnapshot(const raft::SnapshotMeta& meta, std::string data) const override;
+  bool adoptSnapshot(PreparedSnapshot prepared, raft::Index keepEntries = 0) override;
   std::string snapshotData() const override { return m_snapshots->readAll(); }
   std::uint64_t logBytes() const override { return m_log->bytes(); }
   StorageCounters counters() const override;
@@ -118,6 +141,8 @@ class DiskStorage : public PersistentStorage {
 
  private:
   void installReceived(const raft::SnapshotMeta& meta);
+  /// Makes a written snapshot file the latest and compacts the log below it.
+  void adoptFile(const SnapshotStore::Prepared& file, raft::Index keepEntries);
   /// persist() and write(): returns the newest segment still to sync.
   std::shared_ptr<File> store(const raft::Ready& ready, bool syncEntries);
   void warn(const std::string& message) const;

@@ -169,6 +169,11 @@ std::vector<SnapshotMeta> SnapshotStore::snapshots() const {
 }
 
 void SnapshotStore::write(const SnapshotMeta& meta, std::string_view data) {
+  adopt(prepare(meta, data));
+}
+
+SnapshotStore::Prepared SnapshotStore::prepare(const SnapshotMeta& meta,
+                                               std::string_view data) const {
   format::SnapshotHeader header{meta, format::checksum(data.data(), data.size())};
   header.meta.size = data.size();
   const std::string bytes = format::encodeSnapshotHeader(header);
@@ -181,21 +186,32 @@ void SnapshotStore::write(const SnapshotMeta& meta, std::string_view data) {
     if (m_stepObserver) m_stepObserver("temp-written");
     file->sync();
   }
-  install(temporary, Stored{header.meta, header.dataChecksum, bytes.size(), path});
+  const Prepared prepared{header.meta, header.dataChecksum, bytes.size(), path};
+  publish(temporary, prepared);
+  return prepared;
 }
 
-void SnapshotStore::install(const std::string& temporary, const Stored& stored) {
+void SnapshotStore::publish(const std::string& temporary, const Stored& stored) const {
   if (m_stepObserver) m_stepObserver("temp-synced");
   m_fs.rename(temporary, stored.path);
   if (m_stepObserver) m_stepObserver("renamed");
   m_fs.syncDirectory(m_directory);
   if (m_stepObserver) m_stepObserver("directory-synced");
-  std::erase_if(m_snapshots, [&](const Stored& s) { return s.path == stored.path; });
-  m_snapshots.push_back(stored);
+}
+
+void SnapshotStore::adopt(const Prepared& prepared) {
+  std::erase_if(m_snapshots, [&](const Stored& s) { return s.path == prepared.path; });
+  m_snapshots.push_back(prepared);
   std::stable_sort(m_snapshots.begin(), m_snapshots.end(),
                    [](const Stored& a, const Stored& b) { return byPosition(a.meta, b.meta); });
   m_latestFile = m_fs.open(m_snapshots.back().path, OpenMode::Existing);
   prune();
+}
+
+void SnapshotStore::discard(const Prepared& prepared) {
+  const bool kept = std::any_of(m_snapshots.begin(), m_snapshots.end(),
+                                [&](const Stored& s) { return s.path == prepared.path; });
+  if (!kept) m_fs.remove(prepared.path);
 }
 
 void SnapshotStore::prune() {
@@ -292,7 +308,8 @@ SnapshotMeta SnapshotStore::finishReceive() {
   const Stored stored{receive.meta, digest, bytes.size(), path};
   const std::string temporary = receive.temporary;
   m_receive.reset();
-  install(temporary, stored);
+  publish(temporary, stored);
+  adopt(stored);
   return stored.meta;
 }
 

@@ -39,9 +39,29 @@ class SnapshotStore {
   /// Metas of the kept snapshots, oldest first.
   std::vector<raft::SnapshotMeta> snapshots() const;
 
+  /// A snapshot file written durably by prepare() that is not yet adopted.
+  struct Prepared {
+    raft::SnapshotMeta meta;  // meta.size is the data size
+    std::uint64_t checksum = 0;
+    std::uint64_t headerSize = 0;
+    std::string path;
+  };
+
   /// Writes a complete snapshot durably; it becomes the latest. meta.size is
-  /// set from data.
+  /// set from data. Same as adopt(prepare(meta, data)).
   void write(const raft::SnapshotMeta& meta, std::string_view data);
+  /// The slow half of write(): writes the snapshot file, syncs it, renames it
+  /// into place and syncs the directory, without changing what this store
+  /// serves. It touches nothing else of the store, so it may run on another
+  /// thread while the owner goes on using the store (one prepare() at a
+  /// time, and not for the index and term of a snapshot being received). A
+  /// crash after it leaves a complete snapshot that opening finds.
+  Prepared prepare(const raft::SnapshotMeta& meta, std::string_view data) const;
+  /// Makes a prepared snapshot one of the kept ones (the latest unless a
+  /// newer one is kept) and prunes the oldest. Owner thread.
+  void adopt(const Prepared& prepared);
+  /// Removes a prepared snapshot that will not be adopted.
+  void discard(const Prepared& prepared);
   /// Up to maxBytes of the latest snapshot's data from `offset`.
   std::string readChunk(std::uint64_t offset, std::size_t maxBytes) const;
   std::string readAll() const;
@@ -66,16 +86,12 @@ class SnapshotStore {
   }
 
  private:
-  struct Stored {
-    raft::SnapshotMeta meta;
-    std::uint64_t checksum = 0;
-    std::uint64_t headerSize = 0;
-    std::string path;
-  };
+  using Stored = Prepared;
   struct Receive;
 
   std::optional<Stored> verify(const std::string& path) const;
-  void install(const std::string& temporary, const Stored& stored);
+  /// Renames a synced temporary file to stored.path and syncs the directory.
+  void publish(const std::string& temporary, const Stored& stored) const;
   void prune();
   void warn(const std::string& message) const;
 
