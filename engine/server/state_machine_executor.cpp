@@ -154,16 +154,22 @@ void StateMachineExecutor::setFailure(const QString& message) {
 }
 
 void StateMachineExecutor::run() {
+  std::deque<std::function<void()>> batch;
   for (;;) {
-    std::function<void()> task;
     {
       std::unique_lock lock(m_mutex);
       m_wake.wait(lock, [this] { return m_stopping || !m_tasks.empty(); });
       if (m_stopping) return;
-      task = std::move(m_tasks.front());
-      m_tasks.pop_front();
+      // Everything queued so far, under one lock: a Ready batch of entries
+      // arrives as many tasks at once.
+      batch.swap(m_tasks);
     }
-    task();
+    while (!batch.empty()) {
+      std::function<void()> task = std::move(batch.front());
+      batch.pop_front();
+      task();
+      if (m_stopping.load(std::memory_order_relaxed)) return;
+    }
   }
 }
 

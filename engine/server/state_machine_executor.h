@@ -126,7 +126,8 @@ class StateMachineExecutor : public QThread {
   mutable std::mutex m_mutex;
   std::condition_variable m_wake;
   std::deque<std::function<void()>> m_tasks;
-  bool m_stopping = false;
+  /// Set under m_mutex; read without it between the tasks of a batch.
+  std::atomic<bool> m_stopping = false;
   QString m_failure;
 
   // Executor thread only.
