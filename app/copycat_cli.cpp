@@ -1,12 +1,18 @@
 // copycat: the command-line client of a Copycat cluster running the example
 // key-value state machine (engine/kv).
 //
-//   copycat --cluster HOST:PORT[,HOST:PORT...] [--timeout-ms N] [--cluster-id ID] COMMAND
+//   copycat --cluster HOST:PORT[,HOST:PORT...] [--timeout-ms N] [--cluster-id ID]
+//           [--connect-to leader|any|followers] COMMAND
 //
 // Commands: put KEY VALUE, get KEY [--consistency linearizable|lease|sequential],
 // remove KEY, cas KEY EXPECTED NEW, status, members, join HOST:PORT,
 // promote HOST:PORT, demote HOST:PORT,
 // leave HOST:PORT, shell. Results are JSON on stdout, errors also on stderr.
+// --connect-to (get and shell) picks the server that answers sequential gets
+// (Client::Builder::withServerSelection): the leader, any open connection
+// (the default: the leader's when there is one) or a follower when one is
+// reachable; other operations always go to the leader. In the shell it is
+// set for the whole session: a line may repeat the session's value only.
 // Exit status: 0 success, 1 the operation failed, 2 usage error, 3 the
 // cluster could not be reached within the timeout.
 
@@ -37,6 +43,7 @@ using copycat::ErrorCode;
 using copycat::Expected;
 using copycat::client::Client;
 using copycat::client::MemberInfo;
+using copycat::client::ServerSelection;
 using copycat::client::ServerStatus;
 
 constexpr int kExitOk = 0;
@@ -49,6 +56,8 @@ struct Request {
   QString op;
   QStringList args;
   std::optional<Consistency> consistency;
+  /// --connect-to as given, echoed in a get's JSON ("connect_to").
+  QString connectTo;
 };
 
 /// The JSON answer to a request and the exit status it implies.
@@ -81,7 +90,35 @@ std::optional<Consistency> parseConsistency(const QString& word) {
   return std::nullopt;
 }
 
-/// Checks a command and its arguments; returns the request or a usage error.
+/// The server selection a --connect-to value names (ServerSelection), or
+/// the usage error. Serves the command line and shell lines alike.
+std::variant<ServerSelection, QString> parseConnectTo(const QString& word) {
+  if (word == QLatin1String("leader")) return ServerSelection::Leader;
+  if (word == QLatin1String("any")) return ServerSelection::Any;
+  if (word == QLatin1String("followers")) return ServerSelection::Followers;
+  return QStringLiteral("bad --connect-to '%1' (leader, any or followers)").arg(word);
+}
+
+/// Removes `--NAME VALUE` or `--NAME=VALUE` from a shell line's words and
+/// returns VALUE; nothing when the option is absent.
+std::optional<QString> takeOption(QStringList& words, const QString& name) {
+  const QString flag = QStringLiteral("--") + name;
+  const QString prefix = flag + QLatin1Char('=');
+  for (qsizetype i = 0; i < words.size(); ++i) {
+    if (words[i].startsWith(prefix)) {
+      QString value = words[i].mid(prefix.size());
+      words.removeAt(i);
+      return value;
+    }
+    if (words[i] == flag && i + 1 < words.size()) {
+      QString value = words[i + 1];
+      words.remove(i, 2);
+      return value;
+    }
+  }
+  return std::nullopt;
+}
+
 /// The membership change a command word names, if any.
 std::optional<copycat::client::MembershipChange> membershipChangeOf(const QString& op) {
   using copycat::client::MembershipChange;
@@ -92,6 +129,7 @@ std::optional<copycat::client::MembershipChange> membershipChangeOf(const QStrin
   return std::nullopt;
 }
 
+/// Checks a command and its arguments; returns the request or a usage error.
 std::variant<Request, QString> parseRequest(const QStringList& tokens,
                                             const QString& consistencyOption) {
   if (tokens.isEmpty()) return QStringLiteral("missing command");
@@ -257,6 +295,9 @@ Response run(Client& client, const Request& request, bool shell) {
         object.insert(QStringLiteral("consistency"),
                       QString::fromUtf8(copycat::toString(*request.consistency)));
       }
+      if (!request.connectTo.isEmpty()) {
+        object.insert(QStringLiteral("connect_to"), request.connectTo);
+      }
       result = client.submitIndexed(kv::GetQuery(key), request.consistency).result();
     } else {
       result = client.submitIndexed(kv::RemoveCommand(key)).result();
@@ -325,7 +366,8 @@ Response run(Client& client, const Request& request, bool shell) {
   return response;
 }
 
-int runShell(Client& client) {
+/// `connectTo`: the session's --connect-to value (empty when not given).
+int runShell(Client& client, const QString& connectTo) {
   const Expected<void> connected = client.connect().result();
   if (!connected) {
     printError(QStringLiteral("cannot open a session: %1")
@@ -342,22 +384,32 @@ int runShell(Client& client) {
                             {QStringLiteral("error"), QStringLiteral("unterminated quote")}});
       continue;
     }
-    // `--consistency C` (or `--consistency=C`) as on the command line.
+    // `--consistency C` (or `--consistency=C`) as on the command line, and
+    // `--connect-to S`, which must name the session's own selection.
     QStringList words = *tokens;
-    QString consistency;
-    for (qsizetype i = 0; i < words.size(); ++i) {
-      if (words[i].startsWith(QLatin1String("--consistency="))) {
-        consistency = words[i].section(QLatin1Char('='), 1);
-        words.removeAt(i);
-        break;
-      }
-      if (words[i] == QLatin1String("--consistency") && i + 1 < words.size()) {
-        consistency = words[i + 1];
-        words.remove(i, 2);
-        break;
+    const QString consistency =
+        takeOption(words, QStringLiteral("consistency")).value_or(QString());
+    const std::optional<QString> lineConnectTo = takeOption(words, QStringLiteral("connect-to"));
+    std::variant<Request, QString> parsed = parseRequest(words, consistency);
+    if (lineConnectTo && std::holds_alternative<Request>(parsed)) {
+      const std::variant<ServerSelection, QString> selection = parseConnectTo(*lineConnectTo);
+      const std::variant<ServerSelection, QString> current =
+          parseConnectTo(connectTo.isEmpty() ? QStringLiteral("any") : connectTo);
+      if (std::holds_alternative<QString>(selection)) {
+        parsed = std::get<QString>(selection);
+      } else if (std::get<ServerSelection>(selection) != std::get<ServerSelection>(current)) {
+        parsed = QStringLiteral(
+                     "--connect-to is set for the whole shell session (here '%1'): "
+                     "give it before 'shell'")
+                     .arg(connectTo.isEmpty() ? QStringLiteral("any") : connectTo);
+      } else if (std::get<Request>(parsed).op != QLatin1String("get")) {
+        parsed = QStringLiteral("--connect-to applies to get only");
       }
     }
-    std::variant<Request, QString> parsed = parseRequest(words, consistency);
+    if (Request* request = std::get_if<Request>(&parsed);
+        request && request->op == QLatin1String("get")) {
+      request->connectTo = connectTo;
+    }
     if (const QString* error = std::get_if<QString>(&parsed)) {
       QJsonObject object{{QStringLiteral("ok"), false}, {QStringLiteral("error"), *error}};
       if (!tokens->isEmpty()) object.insert(QStringLiteral("op"), tokens->front());
@@ -379,10 +431,10 @@ int main(int argc, char* argv[]) {
   QCommandLineParser parser;
   parser.setApplicationDescription(QStringLiteral(
       "Client of a Copycat cluster running the example key-value state machine.\n"
-      "Commands: put KEY VALUE | get KEY [--consistency C] | remove KEY |\n"
-      "          cas KEY EXPECTED NEW | status | members | join HOST:PORT |\n"
-      "          leave HOST:PORT | promote HOST:PORT | demote HOST:PORT |\n"
-      "          shell (one command per line on stdin)\n"
+      "Commands: put KEY VALUE | get KEY [--consistency C] [--connect-to S] |\n"
+      "          remove KEY | cas KEY EXPECTED NEW | status | members |\n"
+      "          join HOST:PORT | leave HOST:PORT | promote HOST:PORT |\n"
+      "          demote HOST:PORT | shell (one command per line on stdin)\n"
       "Exit status: 0 ok, 1 operation failed, 2 usage error, 3 cluster unreachable."));
   const QCommandLineOption helpOption(QStringList{QStringLiteral("h"), QStringLiteral("help")},
                                       QStringLiteral("Show this help."));
@@ -398,11 +450,18 @@ int main(int argc, char* argv[]) {
   const QCommandLineOption consistencyOption(
       QStringLiteral("consistency"), QStringLiteral("get: linearizable, lease or sequential."),
       QStringLiteral("C"));
+  const QCommandLineOption connectToOption(
+      QStringLiteral("connect-to"),
+      QStringLiteral("get and shell: the server that answers sequential gets: leader, any "
+                     "(default: the open connection, the leader's when there is one) or "
+                     "followers (a follower when one is reachable, else the leader)."),
+      QStringLiteral("S"));
   parser.addOption(helpOption);
   parser.addOption(clusterOption);
   parser.addOption(timeoutOption);
   parser.addOption(clusterIdOption);
   parser.addOption(consistencyOption);
+  parser.addOption(connectToOption);
   parser.addPositionalArgument(QStringLiteral("command"),
                                QStringLiteral("put, get, remove, cas, status, members, join, "
                                               "leave or shell."));
@@ -442,6 +501,22 @@ int main(int argc, char* argv[]) {
     }
     request = std::get<Request>(std::move(parsed));
   }
+  ServerSelection selection = ServerSelection::Any;
+  QString connectTo;
+  if (parser.isSet(connectToOption)) {
+    connectTo = parser.value(connectToOption);
+    const std::variant<ServerSelection, QString> parsed = parseConnectTo(connectTo);
+    if (const QString* error = std::get_if<QString>(&parsed)) {
+      printError(*error);
+      return kExitUsage;
+    }
+    if (!shell && request.op != QLatin1String("get")) {
+      printError(QStringLiteral("--connect-to applies to get and shell only"));
+      return kExitUsage;
+    }
+    selection = std::get<ServerSelection>(parsed);
+    request.connectTo = connectTo;
+  }
   if (!parser.isSet(clusterOption)) {
     printError(QStringLiteral("missing --cluster HOST:PORT[,HOST:PORT...]"));
     return kExitUsage;
@@ -468,6 +543,7 @@ int main(int argc, char* argv[]) {
   try {
     client = Client::builder(members)
                  .withTimeout(std::chrono::milliseconds(timeoutMs))
+                 .withServerSelection(selection)
                  .withClusterId(parser.value(clusterIdOption).toStdString())
                  .withConnectionStrategy(copycat::client::ConnectionStrategy::exponentialBackoff(
                      std::chrono::milliseconds(50), std::chrono::milliseconds(500)))
@@ -479,7 +555,7 @@ int main(int argc, char* argv[]) {
     return kExitUsage;
   }
 
-  if (shell) return runShell(*client);
+  if (shell) return runShell(*client, connectTo);
 
   const Response response = run(*client, request, false);
   printJson(response.json);

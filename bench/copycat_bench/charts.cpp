@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <map>
+#include <set>
 
 #include <QDir>
 #include <QFont>
@@ -39,6 +40,27 @@ void setUp(QCustomPlot& plot, const QString& title, const QString& xLabel, const
   plot.legend->setVisible(true);
   plot.legend->setFont(QFont(QStringLiteral("sans"), 11));
   plot.legend->setBrush(QColor(255, 255, 255, 230));
+}
+
+/// Moves the legend out of the axis rect into a row of its own below it
+/// (under the x axis label), `columns` entries side by side, so that it never
+/// covers data wherever the points fall. Call after every row was added.
+void legendBelow(QCustomPlot& plot, int columns) {
+  QCPLayoutGrid* layout = plot.plotLayout();
+  const int row = layout->rowCount();
+  // A row of three cells, the legend in the middle one at its own width:
+  // centred under the axis rect.
+  auto* strip = new QCPLayoutGrid;
+  layout->addElement(row, 0, strip);
+  layout->setRowStretchFactor(row, 0.001);  // only the height it needs
+  strip->addElement(0, 1, plot.legend);     // takes it out of the inset layout
+  strip->expandTo(1, 3);
+  strip->setColumnStretchFactors({1, 0.001, 1});
+  plot.legend->setWrap(std::max(columns, 1));  // before the fill order, which rearranges
+  plot.legend->setFillOrder(QCPLegend::foColumnsFirst);
+  plot.legend->setColumnSpacing(24);
+  plot.legend->setBorderPen(Qt::NoPen);
+  plot.legend->setMargins(QMargins(10, 2, 10, 6));
 }
 
 QCPGraph* addLine(QCustomPlot& plot, const QString& name, const QVector<double>& x,
@@ -84,6 +106,55 @@ bool save(QCustomPlot& plot, const QString& path, QStringList* written, QStringL
   return true;
 }
 
+/// A value as a file-name word: letters, digits, '.' and '-' are kept, any
+/// other character becomes '-'.
+QString fileWord(const QString& text) {
+  QString word;
+  for (const QChar c : text) {
+    word += c.isLetterOrNumber() || c == QLatin1Char('.') || c == QLatin1Char('-')
+                ? c.toLower()
+                : QLatin1Char('-');
+  }
+  return word;
+}
+
+/// What tells the runs of the results drawn in one chart apart, as a suffix
+/// of the chart's file name: "_LAUNCHER_STORAGE" ("_processes_disk",
+/// "_in-process_memory"), then "_Nnodes" when not 3 (the default) and
+/// "_rateR" for open-loop load. Values that differ among the results are
+/// joined with '+'. The same run always gives the same names, and charts of
+/// runs with another launcher or storage in the same directory do not
+/// overwrite each other.
+QString chartSuffix(const std::vector<QJsonObject>& results) {
+  std::set<QString> launchers, storages, nodes, rates;
+  for (const QJsonObject& r : results) {
+    launchers.insert(fileWord(r.value(QStringLiteral("launcher")).toString()));
+    storages.insert(fileWord(r.value(QStringLiteral("storage")).toString()));
+    const int n = r.value(QStringLiteral("nodes")).toInt();
+    if (n > 0 && n != 3) nodes.insert(QStringLiteral("%1nodes").arg(n));
+    const double rate = r.value(QStringLiteral("rate")).toDouble();
+    if (rate > 0) rates.insert(QStringLiteral("rate") + QString::number(rate, 'g', 12));
+  }
+  const auto join = [](const std::set<QString>& words) {
+    QStringList list;
+    for (const QString& word : words) {
+      if (!word.isEmpty()) list << word;
+    }
+    return list.join(QLatin1Char('+'));
+  };
+  QString suffix;
+  for (const std::set<QString>* part : {&launchers, &storages, &nodes, &rates}) {
+    const QString words = join(*part);
+    if (!words.isEmpty()) suffix += QLatin1Char('_') + words;
+  }
+  return suffix;
+}
+
+/// `stem` + chartSuffix(results) + ".png".
+QString chartFile(const QString& stem, const std::vector<QJsonObject>& results) {
+  return stem + chartSuffix(results) + QStringLiteral(".png");
+}
+
 QString seriesKey(const QJsonObject& r) {
   QString key = QStringLiteral("%1, %2 storage, %3 nodes")
                     .arg(r.value(QStringLiteral("launcher")).toString(),
@@ -107,9 +178,12 @@ QStringList writeCharts(const std::vector<QJsonObject>& results, const QString& 
 
   // Throughput series, one per launcher/storage/nodes combination.
   std::map<QString, std::vector<QJsonObject>> series;
+  std::vector<QJsonObject> throughput;
   for (const QJsonObject& r : results) {
-    if (r.value(QStringLiteral("scenario")).toString() == QLatin1String("throughput"))
+    if (r.value(QStringLiteral("scenario")).toString() == QLatin1String("throughput")) {
       series[seriesKey(r)].push_back(r);
+      throughput.push_back(r);
+    }
   }
   if (!series.empty()) {
     QCustomPlot plot;
@@ -133,10 +207,10 @@ QStringList writeCharts(const std::vector<QJsonObject>& results, const QString& 
     }
     clientsAxis(plot, allClients);
     plot.yAxis->setRange(0, top * 1.15 + 1);
-    plot.axisRect()->insetLayout()->setInsetAlignment(0, Qt::AlignLeft | Qt::AlignTop);
-    save(plot, dir.filePath(QStringLiteral("throughput_vs_clients.png")), &written, errors);
+    legendBelow(plot, series.size() > 2 ? 2 : static_cast<int>(series.size()));
+    save(plot, dir.filePath(chartFile(QStringLiteral("throughput_vs_clients"), throughput)),
+         &written, errors);
 
-    int index = 0;
     for (const auto& [name, points] : series) {
       QCustomPlot latency;
       setUp(latency, QStringLiteral("Write latency percentiles vs clients"),
@@ -165,14 +239,12 @@ QStringList writeCharts(const std::vector<QJsonObject>& results, const QString& 
       clientsAxis(latency, x);
       latency.yAxis->setRange(low / 1.5, high * 1.5);
       latency.yAxis->setTicker(logTicks(low / 1.5, high * 1.5));
-      latency.axisRect()->insetLayout()->setInsetAlignment(0, Qt::AlignLeft | Qt::AlignTop);
       auto* subtitle = new QCPTextElement(&latency, name, QFont(QStringLiteral("sans"), 11));
       latency.plotLayout()->insertRow(1);
       latency.plotLayout()->addElement(1, 0, subtitle);
-      const QString file = series.size() == 1
-                               ? QStringLiteral("latency_vs_clients.png")
-                               : QStringLiteral("latency_vs_clients_%1.png").arg(++index);
-      save(latency, dir.filePath(file), &written, errors);
+      legendBelow(latency, static_cast<int>(keys.size()));
+      save(latency, dir.filePath(chartFile(QStringLiteral("latency_vs_clients"), points)), &written,
+           errors);
     }
   }
 
@@ -211,7 +283,8 @@ QStringList writeCharts(const std::vector<QJsonObject>& results, const QString& 
     plot.xAxis->setRange(0.4, static_cast<double>(reads.size()) + 0.6);
     plot.yAxis->setRange(0, top * 1.15 + 1);
     plot.legend->setVisible(false);
-    save(plot, dir.filePath(QStringLiteral("reads_by_consistency.png")), &written, errors);
+    save(plot, dir.filePath(chartFile(QStringLiteral("reads_by_consistency"), reads)), &written,
+         errors);
   }
 
   // Failover: time to the first acknowledged write after each kill.
@@ -257,7 +330,8 @@ QStringList writeCharts(const std::vector<QJsonObject>& results, const QString& 
     plot.xAxis->setTicker(ticker);
     plot.xAxis->setRange(0.4, static_cast<double>(kills.size()) + 0.6);
     plot.yAxis->setRange(0, top * 1.2 + 1);
-    save(plot, dir.filePath(QStringLiteral("failover.png")), &written, errors);
+    legendBelow(plot, 1);  // long entries: one per line
+    save(plot, dir.filePath(chartFile(QStringLiteral("failover"), {r})), &written, errors);
     break;
   }
   return written;
