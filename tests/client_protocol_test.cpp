@@ -12,6 +12,7 @@
 
 #include <QCoreApplication>
 #include <QDeadlineTimer>
+#include <QElapsedTimer>
 #include <QTcpServer>
 #include <QTcpSocket>
 #include <QTest>
@@ -625,6 +626,36 @@ class ClientProtocolTest : public QObject {
     const auto result = await(client->submit(PutCommand("k", "v")));
     QVERIFY(!result.ok());
     QCOMPARE(codeName(result.error().code), codeName(ErrorCode::Unavailable));
+
+    // Each operation gets its own deadline, never earlier; queries too; an
+    // answered query is not failed later.
+    QVERIFY(await(client->submit(GetQuery("k"))).ok());
+    QElapsedTimer clock;
+    clock.start();
+    auto first = client->submit(PutCommand("a", "1"));
+    QTest::qWait(200);
+    auto second = client->submit(PutCommand("b", "2"));
+    const qint64 secondSent = clock.elapsed();
+    auto answered = client->submit(GetQuery("k"));
+    const auto firstResult = await(first);
+    const qint64 firstDone = clock.elapsed();
+    QVERIFY(!second.isFinished());
+    const auto secondResult = await(second);
+    const qint64 secondDone = clock.elapsed();
+    QCOMPARE(codeName(firstResult.error().code), codeName(ErrorCode::Unavailable));
+    QCOMPARE(codeName(secondResult.error().code), codeName(ErrorCode::Unavailable));
+    QVERIFY2(firstDone >= 500, qPrintable(QString::number(firstDone)));
+    QVERIFY2(secondDone - secondSent >= 500, qPrintable(QString::number(secondDone - secondSent)));
+    QVERIFY(await(answered).ok());
+
+    server.hook = [&](FakeServer::Conn&, const wire::Frame& frame) {
+      return frame.body_case() == wire::Frame::kQuery;  // never answered
+    };
+    const auto query = await(client->submit(GetQuery("k")));
+    QVERIFY(!query.ok());
+    QCOMPARE(codeName(query.error().code), codeName(ErrorCode::Unavailable));
+    QVERIFY2(query.error().message.find("no result for the query") != std::string::npos,
+             query.error().message.c_str());
   }
 
   void unreachableClusterGivesUnavailable() {

@@ -169,6 +169,9 @@ ClientCore::ClientCore(ClientOptions options, QObject* parent)
   m_resendTimer = new QTimer(this);
   connect(m_resendTimer, &QTimer::timeout, this, &ClientCore::resendUnanswered);
   m_resendTimer->start(static_cast<int>(kReplyResend.count() / 4));
+  m_expiryTimer = new QTimer(this);
+  m_expiryTimer->setSingleShot(true);
+  connect(m_expiryTimer, &QTimer::timeout, this, &ClientCore::expireOperations);
 }
 
 void ClientCore::resendUnanswered() {
@@ -1268,21 +1271,11 @@ void ClientCore::submit(TypeId typeId, std::string bytes, OperationKind kind,
   m_idle = false;
   startRegistration();
   const Clock::time_point deadline = Clock::now() + m_options.timeout;
-  const int timeoutMs = static_cast<int>(m_options.timeout.count());
   if (kind == OperationKind::Command) {
     const std::uint64_t sequence = m_nextSequence++;
     m_commands.emplace(sequence,
                        Command{sequence, typeId, std::move(bytes), promise, 0, {}, deadline});
-    QTimer::singleShot(timeoutMs, this, [this, sequence, promise] {
-      auto found = m_commands.find(sequence);
-      if (found == m_commands.end() || found->second.promise != promise) return;
-      // The caller gives up, but the command keeps its sequence number and is
-      // still resent, so that later commands of the session are not held
-      // behind a gap.
-      found->second.promise.reset();
-      fulfil(promise,
-             OpResult(unavailable(QStringLiteral("no result for command %1").arg(sequence))));
-    });
+    m_expiries.push_back(Expiry{deadline, OperationKind::Command, sequence});
   } else {
     const std::uint64_t id = m_nextLocalId++;
     Query query;
@@ -1292,15 +1285,47 @@ void ClientCore::submit(TypeId typeId, std::string bytes, OperationKind kind,
     query.promise = promise;
     query.deadline = deadline;
     m_queries.emplace(id, std::move(query));
-    QTimer::singleShot(timeoutMs, this, [this, id] {
-      auto found = m_queries.find(id);
-      if (found == m_queries.end()) return;
+    m_expiries.push_back(Expiry{deadline, OperationKind::Query, id});
+  }
+  if (!m_expiryTimer->isActive()) armExpiryTimer();
+  schedulePump();
+}
+
+void ClientCore::armExpiryTimer() {
+  if (m_expiries.empty()) return;
+  // One millisecond late rather than early: remainingMs() rounds down.
+  m_expiryTimer->start(remainingMs(m_expiries.front().deadline) + 1);
+}
+
+void ClientCore::expireOperations() {
+  const Clock::time_point now = Clock::now();
+  while (!m_expiries.empty() && m_expiries.front().deadline <= now) {
+    const Expiry expiry = m_expiries.front();
+    m_expiries.pop_front();
+    if (expiry.kind == OperationKind::Command) {
+      auto found = m_commands.find(expiry.key);
+      // Sequences restart with a new session: the deadline tells this
+      // command from a later one with the same sequence.
+      if (found == m_commands.end() || found->second.deadline != expiry.deadline ||
+          !found->second.promise) {
+        continue;
+      }
+      // The caller gives up, but the command keeps its sequence number and is
+      // still resent, so that later commands of the session are not held
+      // behind a gap.
+      PromisePtr<OpResult> expired = std::move(found->second.promise);
+      found->second.promise.reset();
+      fulfil(expired,
+             OpResult(unavailable(QStringLiteral("no result for command %1").arg(expiry.key))));
+    } else {
+      auto found = m_queries.find(expiry.key);
+      if (found == m_queries.end()) continue;
       PromisePtr<OpResult> expired = std::move(found->second.promise);
       m_queries.erase(found);
       fulfil(expired, OpResult(unavailable(QStringLiteral("no result for the query"))));
-    });
+    }
   }
-  schedulePump();
+  armExpiryTimer();
 }
 
 void ClientCore::membership(MembershipChange change, QString address,

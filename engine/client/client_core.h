@@ -3,6 +3,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -193,6 +194,9 @@ class ClientCore : public QObject {
 
   Error unavailable(const QString& what) const;
   int remainingMs(Clock::time_point deadline) const;
+  /// Times out the operations whose deadline passed, then re-arms.
+  void expireOperations();
+  void armExpiryTimer();
 
   ClientOptions m_options;
   protocol::FrameEncoder m_encoder;
@@ -238,6 +242,17 @@ class ClientCore : public QObject {
   bool m_keepAliveSoon = false;
   QTimer* m_keepAliveTimer = nullptr;
   QTimer* m_resendTimer = nullptr;
+  /// An operation's deadline: its caller gets a timeout then unless it was
+  /// answered. Every operation has the same timeout, so they are in deadline
+  /// order; one timer serves them all (a timer per operation made Qt's timer
+  /// list grow by thousands per second under load).
+  struct Expiry {
+    Clock::time_point deadline;
+    OperationKind kind = OperationKind::Command;
+    std::uint64_t key = 0;  // Command: sequence; Query: local id
+  };
+  std::deque<Expiry> m_expiries;
+  QTimer* m_expiryTimer = nullptr;
   bool m_pumpScheduled = false;
 
   // close().

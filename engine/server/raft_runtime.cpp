@@ -598,9 +598,7 @@ void RaftRuntime::processReady() {
         sync = m_storage->write(ready);
       } catch (const std::exception& error) {
         // Not durable: nothing more of this batch may leave the node.
-        fail(QStringLiteral("cannot persist Ready batch %1: %2")
-                 .arg(ready.number)
-                 .arg(QString::fromUtf8(error.what())));
+        failPersist(ready.number, QString::fromUtf8(error.what()));
         return;
       }
       // Its committed entries were durable before it: apply them now.
@@ -637,7 +635,7 @@ void RaftRuntime::onSynced(const QString& error) {
   m_syncing.reset();
   if (!ready || !usable()) return;
   if (!error.isEmpty()) {
-    fail(QStringLiteral("cannot persist Ready batch %1: %2").arg(ready->number).arg(error));
+    failPersist(ready->number, error);
     return;
   }
   try {
@@ -647,6 +645,10 @@ void RaftRuntime::onSynced(const QString& error) {
     return;
   }
   processReady();
+}
+
+void RaftRuntime::failPersist(std::uint64_t batch, const QString& error) {
+  fail(QStringLiteral("cannot persist Ready batch %1: %2").arg(batch).arg(error));
 }
 
 void RaftRuntime::sendMessages(raft::Ready& ready) {
@@ -659,12 +661,25 @@ void RaftRuntime::sendMessages(raft::Ready& ready) {
 
 void RaftRuntime::finishReady(raft::Ready& ready) {
   if (ready.role && ready.role != m_lastRole) {
+    // A pre-vote round changes no term. A node that keeps failing one (cut
+    // off, or removed without having learned it) would log two lines every
+    // election timeout: its rounds are logged at debug level.
+    const bool preVoteRound =
+        *ready.role == raft::Role::PreCandidate ||
+        (m_lastRole == raft::Role::PreCandidate && m_lastRoleTerm == m_node->term());
     m_lastRole = ready.role;
+    m_lastRoleTerm = m_node->term();
     const std::string_view role = raft::toString(*ready.role);
-    qCInfo(lcServer).nospace() << "node " << m_config.id << " is "
-                               << QLatin1String(role.data(), static_cast<qsizetype>(role.size()))
-                               << " in term " << m_node->term() << " (leader " << ready.leader
-                               << ")";
+    const QString line = QStringLiteral("node %1 is %2 in term %3 (leader %4)")
+                             .arg(m_config.id)
+                             .arg(QLatin1String(role.data(), static_cast<qsizetype>(role.size())))
+                             .arg(m_node->term())
+                             .arg(ready.leader);
+    if (preVoteRound) {
+      qCDebug(lcServer).noquote() << line;
+    } else {
+      qCInfo(lcServer).noquote() << line;
+    }
   }
   if (ready.role) {
     if (*ready.role != raft::Role::Leader) {

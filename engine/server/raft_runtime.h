@@ -196,6 +196,8 @@ class RaftRuntime : public QObject {
   /// onSynced().
   void startSync(raft::Ready ready, std::function<void()> sync);
   void onSynced(const QString& error);
+  /// Stops the node: Ready batch `batch` could not be made durable.
+  void failPersist(std::uint64_t batch, const QString& error);
   void sendMessages(raft::Ready& ready);
   /// Applies the committed entries and releases the reads of a batch.
   void handOut(const raft::Ready& ready);
@@ -227,6 +229,7 @@ class RaftRuntime : public QObject {
   std::unique_ptr<PeerTransport> m_transport;
   std::unique_ptr<QTimer> m_timer;
   std::optional<raft::Role> m_lastRole;
+  raft::Term m_lastRoleTerm = 0;
   bool m_failed = false;
   std::uint64_t m_nextReadId = 1;
   std::map<std::uint64_t, ReadCallback> m_reads;
