@@ -1285,7 +1285,7 @@ void RaftPaperTest::snapshotChunksInFlightAreBounded() {
   for (int i = 0; i < 30; ++i) net.propose(1, "value-" + std::to_string(i));
   net.deliverAll();
   net.heartbeat(1);
-  net.compact(1);
+  const Index snapshotIndex = net.compact(1);
   const std::size_t chunksNeeded = (net.storage(1).snapshotData().size() + 15) / 16;
   QVERIFY(chunksNeeded > 6);
 
@@ -1295,12 +1295,24 @@ void RaftPaperTest::snapshotChunksInFlightAreBounded() {
   };
   std::size_t mostInFlight = 0;
   std::size_t chunksSent = 0;
+  int statusMismatches = 0;
   net.intercept = [&](Message& m) {
     if (!isChunkTraffic(m)) return false;
     // Unacknowledged: queued chunks, queued acknowledgements and this one.
     const auto queued = std::count_if(net.queue().begin(), net.queue().end(), isChunkTraffic);
     mostInFlight = std::max(mostInFlight, static_cast<std::size_t>(queued) + 1);
-    if (m.type == MessageType::InstallSnapshot) ++chunksSent;
+    if (m.type == MessageType::InstallSnapshot) {
+      ++chunksSent;
+      // The leader's status shows the transfer (the runtime keeps the
+      // entries after it when it compacts).
+      const auto peers = net.status(1).progress;
+      const auto to3 = std::find_if(peers.begin(), peers.end(),
+                                    [](const raft::PeerProgress& p) { return p.id == 3; });
+      if (to3 == peers.end() || to3->state != raft::PeerProgress::State::Snapshot ||
+          to3->pendingSnapshot != snapshotIndex) {
+        ++statusMismatches;
+      }
+    }
     return false;
   };
   net.heal();
@@ -1310,6 +1322,10 @@ void RaftPaperTest::snapshotChunksInFlightAreBounded() {
   QCOMPARE(net.peer(3).values, net.peer(1).values);
   QVERIFY(chunksSent >= chunksNeeded);
   QCOMPARE(mostInFlight, std::size_t{3});
+  QCOMPARE(statusMismatches, 0);
+  for (const raft::PeerProgress& peer : net.status(1).progress) {
+    QCOMPARE(peer.pendingSnapshot, Index{0});  // done
+  }
 
   Config valid = classic();
   valid.id = 1;

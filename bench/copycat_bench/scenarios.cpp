@@ -627,6 +627,7 @@ void snapshotScenario(RunContext& context) {
   {
     auto client = makeClient(cluster->addresses(), QStringLiteral("bench-pad"));
     std::uint64_t pad = 0;
+    const std::uint64_t coveredAt = (filled + snapshotEvery - 1) / snapshotEvery * snapshotEvery;
     const std::int64_t padStart = nowNs();
     for (;;) {
       checkInterrupted();
@@ -635,6 +636,12 @@ void snapshotScenario(RunContext& context) {
       if (s && s->snapshotIndex >= filled) break;
       if (secondsSince(padStart) > 600)
         throw std::runtime_error("no snapshot covered the state within 600 s");
+      // Past the snapshot threshold: wait for the snapshot being written
+      // instead of padding on into the next one.
+      if (s && s->applied >= coveredAt) {
+        pump(20);
+        continue;
+      }
       std::vector<QFuture<Expected<std::optional<std::string>>>> writes;
       for (int i = 0; i < 64; ++i)
         writes.push_back(client->submit(kv::PutCommand("pad" + std::to_string(pad++ % 100), "p")));

@@ -85,6 +85,8 @@ struct PeerProgress {
   bool recentlyActive = false;
   bool caughtUp = false;
   std::size_t inflight = 0;
+  /// State::Snapshot: the index of the snapshot being sent (0 otherwise).
+  Index pendingSnapshot = 0;
 };
 
 /// A point-in-time summary of one core, for status output and the GUI.

@@ -1128,6 +1128,9 @@ Status RaftCore::status() const {
       peerProgress.voter = m_membership.isVoter(peer);
       peerProgress.recentlyActive = progress.recentActive;
       peerProgress.inflight = progress.inflight.size();
+      if (progress.state == PeerProgress::State::Snapshot) {
+        peerProgress.pendingSnapshot = progress.pendingSnapshot;
+      }
       peerProgress.caughtUp = progress.match + m_config.learnerCatchUpEntries >= last;
       status.progress.push_back(peerProgress);
     }

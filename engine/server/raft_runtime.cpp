@@ -483,7 +483,15 @@ void RaftRuntime::onSnapshotWritten(raft::Index index,
   if (!usable()) return;
   try {
     if (!prepared) throw std::runtime_error(error.toStdString());
-    if (m_storage->adoptSnapshot(std::move(*prepared), m_config.snapshotKeepEntries)) {
+    // A follower being sent an older snapshot needs the entries after it
+    // next: compaction leaves them, or it would need this snapshot too.
+    raft::Index keep = m_config.snapshotKeepEntries;
+    for (const raft::PeerProgress& peer : m_node->status().progress) {
+      if (peer.state == raft::PeerProgress::State::Snapshot && peer.pendingSnapshot < index) {
+        keep = std::max(keep, index - peer.pendingSnapshot);
+      }
+    }
+    if (m_storage->adoptSnapshot(std::move(*prepared), keep)) {
       m_node->snapshotTaken(index);
       qCDebug(lcServer) << "node" << m_config.id << "took a snapshot at" << index;
     }
