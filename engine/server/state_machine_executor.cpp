@@ -53,13 +53,13 @@ StateMachineExecutor::StateMachineExecutor(std::unique_ptr<StateMachine> machine
 
 StateMachineExecutor::~StateMachineExecutor() { stop(); }
 
-void StateMachineExecutor::post(std::function<void()> task) {
+void StateMachineExecutor::post(std::function<void()> task, bool wake) {
   {
     std::lock_guard lock(m_mutex);
     if (m_stopping) return;
     m_tasks.push_back(std::move(task));
   }
-  m_wake.notify_one();
+  if (wake) m_wake.notify_one();
 }
 
 void StateMachineExecutor::enqueueEntry(const raft::Entry& entry) {
@@ -71,7 +71,9 @@ void StateMachineExecutor::enqueueInstall(Index index, std::string data) {
 }
 
 void StateMachineExecutor::enqueueWaiter(Index index, raft::Term term, OutcomeCallback done) {
-  post([this, index, term, done = std::move(done)]() mutable {
+  // Queued without waking the executor: the entry it waits for is applied
+  // by a later task, which wakes it (one thread switch less per command).
+  postQuietly([this, index, term, done = std::move(done)]() mutable {
     if (m_broken) {
       done(makeFailure(
           ErrorCode::Closed,

@@ -105,7 +105,10 @@ class StateMachineExecutor : public QThread {
     OutcomeCallback done;
   };
 
-  void post(std::function<void()> task);
+  /// Queues a task for the executor thread; `wake` false leaves the thread
+  /// asleep until a later task wakes it.
+  void post(std::function<void()> task, bool wake = true);
+  void postQuietly(std::function<void()> task) { post(std::move(task), false); }
   void apply(const raft::Entry& entry);
   Outcome applyLogEntry(const raft::Entry& entry, const std::string& data);
   Outcome applyOperation(Index index, LogTime time, const serverlog::LogOperation& operation);
