@@ -199,7 +199,7 @@ void DiskStorage::takeSnapshot(const SnapshotMeta& meta, std::string_view data, 
   adoptFile(m_snapshots->prepare(meta, data), keepEntries);
 }
 
-void DiskStorage::adoptFile(const SnapshotStore::Prepared& file, Index keepEntries) {
+void DiskStorage::adoptFile(const SnapshotStore::SnapshotFile& file, Index keepEntries) {
   m_snapshots->adopt(file);
   m_log->compactPrefix(file.meta.index > keepEntries ? file.meta.index - keepEntries : 0);
 }

@@ -50,7 +50,7 @@ struct StorageCounters {
 /// yet taken: Disk holds its durable file, Memory its data.
 struct PreparedSnapshot {
   raft::SnapshotMeta meta;
-  std::optional<SnapshotStore::Prepared> file;
+  std::optional<SnapshotStore::SnapshotFile> file;
   std::string data;
 };
 
@@ -142,7 +142,7 @@ class DiskStorage : public PersistentStorage {
  private:
   void installReceived(const raft::SnapshotMeta& meta);
   /// Makes a written snapshot file the latest and compacts the log below it.
-  void adoptFile(const SnapshotStore::Prepared& file, raft::Index keepEntries);
+  void adoptFile(const SnapshotStore::SnapshotFile& file, raft::Index keepEntries);
   /// persist() and write(): returns the newest segment still to sync.
   std::shared_ptr<File> store(const raft::Ready& ready, bool syncEntries);
   void warn(const std::string& message) const;

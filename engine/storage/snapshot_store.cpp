@@ -102,7 +102,7 @@ SnapshotStore::SnapshotStore(FileSystem& fs, std::string directory, std::size_t 
       continue;
     }
     if (!format::isSnapshotFileName(name)) continue;
-    if (std::optional<Stored> stored = verify(path)) {
+    if (std::optional<SnapshotFile> stored = verify(path)) {
       m_snapshots.push_back(std::move(*stored));
     } else {
       warn("snapshot " + path + " is damaged; renamed to " + path + ".corrupt and not used");
@@ -111,8 +111,9 @@ SnapshotStore::SnapshotStore(FileSystem& fs, std::string directory, std::size_t 
     }
   }
   if (changed) m_fs.syncDirectory(m_directory);
-  std::sort(m_snapshots.begin(), m_snapshots.end(),
-            [](const Stored& a, const Stored& b) { return byPosition(a.meta, b.meta); });
+  std::sort(
+      m_snapshots.begin(), m_snapshots.end(),
+      [](const SnapshotFile& a, const SnapshotFile& b) { return byPosition(a.meta, b.meta); });
   if (!m_snapshots.empty()) m_latestFile = m_fs.open(m_snapshots.back().path, OpenMode::Existing);
   prune();
 }
@@ -127,7 +128,7 @@ void SnapshotStore::warn(const std::string& message) const {
   }
 }
 
-std::optional<SnapshotStore::Stored> SnapshotStore::verify(const std::string& path) const {
+std::optional<SnapshotStore::SnapshotFile> SnapshotStore::verify(const std::string& path) const {
   std::unique_ptr<File> file = m_fs.open(path, OpenMode::Existing);
   const std::uint64_t size = file->size();
   std::string header(56, '\0');
@@ -151,7 +152,7 @@ std::optional<SnapshotStore::Stored> SnapshotStore::verify(const std::string& pa
     offset += n;
   }
   if (XXH3_64bits_digest(hash.get()) != decoded->dataChecksum) return std::nullopt;
-  return Stored{decoded->meta, decoded->dataChecksum, *headerSize, path};
+  return SnapshotFile{decoded->meta, decoded->dataChecksum, *headerSize, path};
 }
 
 SnapshotMeta SnapshotStore::latest() const {
@@ -164,7 +165,7 @@ std::uint64_t SnapshotStore::latestChecksum() const {
 
 std::vector<SnapshotMeta> SnapshotStore::snapshots() const {
   std::vector<SnapshotMeta> out;
-  for (const Stored& stored : m_snapshots) out.push_back(stored.meta);
+  for (const SnapshotFile& stored : m_snapshots) out.push_back(stored.meta);
   return out;
 }
 
@@ -172,8 +173,8 @@ void SnapshotStore::write(const SnapshotMeta& meta, std::string_view data) {
   adopt(prepare(meta, data));
 }
 
-SnapshotStore::Prepared SnapshotStore::prepare(const SnapshotMeta& meta,
-                                               std::string_view data) const {
+SnapshotStore::SnapshotFile SnapshotStore::prepare(const SnapshotMeta& meta,
+                                                   std::string_view data) const {
   format::SnapshotHeader header{meta, format::checksum(data.data(), data.size())};
   header.meta.size = data.size();
   const std::string bytes = format::encodeSnapshotHeader(header);
@@ -186,12 +187,12 @@ SnapshotStore::Prepared SnapshotStore::prepare(const SnapshotMeta& meta,
     if (m_stepObserver) m_stepObserver("temp-written");
     file->sync();
   }
-  const Prepared prepared{header.meta, header.dataChecksum, bytes.size(), path};
+  const SnapshotFile prepared{header.meta, header.dataChecksum, bytes.size(), path};
   publish(temporary, prepared);
   return prepared;
 }
 
-void SnapshotStore::publish(const std::string& temporary, const Stored& stored) const {
+void SnapshotStore::publish(const std::string& temporary, const SnapshotFile& stored) const {
   if (m_stepObserver) m_stepObserver("temp-synced");
   m_fs.rename(temporary, stored.path);
   if (m_stepObserver) m_stepObserver("renamed");
@@ -199,18 +200,19 @@ void SnapshotStore::publish(const std::string& temporary, const Stored& stored) 
   if (m_stepObserver) m_stepObserver("directory-synced");
 }
 
-void SnapshotStore::adopt(const Prepared& prepared) {
-  std::erase_if(m_snapshots, [&](const Stored& s) { return s.path == prepared.path; });
+void SnapshotStore::adopt(const SnapshotFile& prepared) {
+  std::erase_if(m_snapshots, [&](const SnapshotFile& s) { return s.path == prepared.path; });
   m_snapshots.push_back(prepared);
-  std::stable_sort(m_snapshots.begin(), m_snapshots.end(),
-                   [](const Stored& a, const Stored& b) { return byPosition(a.meta, b.meta); });
+  std::stable_sort(
+      m_snapshots.begin(), m_snapshots.end(),
+      [](const SnapshotFile& a, const SnapshotFile& b) { return byPosition(a.meta, b.meta); });
   m_latestFile = m_fs.open(m_snapshots.back().path, OpenMode::Existing);
   prune();
 }
 
-void SnapshotStore::discard(const Prepared& prepared) {
+void SnapshotStore::discard(const SnapshotFile& prepared) {
   const bool kept = std::any_of(m_snapshots.begin(), m_snapshots.end(),
-                                [&](const Stored& s) { return s.path == prepared.path; });
+                                [&](const SnapshotFile& s) { return s.path == prepared.path; });
   if (!kept) m_fs.remove(prepared.path);
 }
 
@@ -224,7 +226,7 @@ void SnapshotStore::prune() {
 
 std::string SnapshotStore::readChunk(std::uint64_t offset, std::size_t maxBytes) const {
   if (m_snapshots.empty()) return {};
-  const Stored& stored = m_snapshots.back();
+  const SnapshotFile& stored = m_snapshots.back();
   if (offset >= stored.meta.size) return {};
   const std::size_t n =
       static_cast<std::size_t>(std::min<std::uint64_t>(maxBytes, stored.meta.size - offset));
@@ -305,7 +307,7 @@ SnapshotMeta SnapshotStore::finishReceive() {
   receive.file.reset();
   const std::string path =
       joinPath(m_directory, format::snapshotFileName(receive.meta.index, receive.meta.term));
-  const Stored stored{receive.meta, digest, bytes.size(), path};
+  const SnapshotFile stored{receive.meta, digest, bytes.size(), path};
   const std::string temporary = receive.temporary;
   m_receive.reset();
   publish(temporary, stored);

@@ -39,8 +39,9 @@ class SnapshotStore {
   /// Metas of the kept snapshots, oldest first.
   std::vector<raft::SnapshotMeta> snapshots() const;
 
-  /// A snapshot file written durably by prepare() that is not yet adopted.
-  struct Prepared {
+  /// One snapshot file on disk: a kept one, or one prepare() wrote and
+  /// adopt() has not taken yet.
+  struct SnapshotFile {
     raft::SnapshotMeta meta;  // meta.size is the data size
     std::uint64_t checksum = 0;
     std::uint64_t headerSize = 0;
@@ -56,12 +57,12 @@ class SnapshotStore {
   /// thread while the owner goes on using the store (one prepare() at a
   /// time, and not for the index and term of a snapshot being received). A
   /// crash after it leaves a complete snapshot that opening finds.
-  Prepared prepare(const raft::SnapshotMeta& meta, std::string_view data) const;
+  SnapshotFile prepare(const raft::SnapshotMeta& meta, std::string_view data) const;
   /// Makes a prepared snapshot one of the kept ones (the latest unless a
   /// newer one is kept) and prunes the oldest. Owner thread.
-  void adopt(const Prepared& prepared);
+  void adopt(const SnapshotFile& prepared);
   /// Removes a prepared snapshot that will not be adopted.
-  void discard(const Prepared& prepared);
+  void discard(const SnapshotFile& prepared);
   /// Up to maxBytes of the latest snapshot's data from `offset`.
   std::string readChunk(std::uint64_t offset, std::size_t maxBytes) const;
   std::string readAll() const;
@@ -86,12 +87,11 @@ class SnapshotStore {
   }
 
  private:
-  using Stored = Prepared;
   struct Receive;
 
-  std::optional<Stored> verify(const std::string& path) const;
+  std::optional<SnapshotFile> verify(const std::string& path) const;
   /// Renames a synced temporary file to stored.path and syncs the directory.
-  void publish(const std::string& temporary, const Stored& stored) const;
+  void publish(const std::string& temporary, const SnapshotFile& stored) const;
   void prune();
   void warn(const std::string& message) const;
 
@@ -99,7 +99,7 @@ class SnapshotStore {
   std::string m_directory;
   std::size_t m_keep;
   WarningSink m_warn;
-  std::vector<Stored> m_snapshots;  // sorted by (index, term)
+  std::vector<SnapshotFile> m_snapshots;  // sorted by (index, term)
   std::unique_ptr<File> m_latestFile;
   std::unique_ptr<Receive> m_receive;
   std::function<void(const char*)> m_stepObserver;
