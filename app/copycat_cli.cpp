@@ -33,6 +33,7 @@
 #include <QStringList>
 
 #include "engine/client/client.h"
+#include "engine/client/event_loop.h"
 #include "engine/kv/map_state_machine.h"
 
 namespace {
@@ -425,6 +426,7 @@ int runShell(Client& client, const QString& connectTo) {
 }  // namespace
 
 int main(int argc, char* argv[]) {
+  copycat::useFastEventLoop();
   QCoreApplication app(argc, argv);
   QCoreApplication::setApplicationName(QStringLiteral("copycat"));
 

@@ -14,6 +14,7 @@
 #include <QSocketNotifier>
 #include <QTimer>
 
+#include "engine/client/event_loop.h"
 #include "engine/kv/map_state_machine.h"
 #include "engine/server/server.h"
 
@@ -77,6 +78,7 @@ QStringList memberList(const QString& text, QString* error) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  copycat::useFastEventLoop();
   QCoreApplication app(argc, argv);
   QCoreApplication::setApplicationName(QStringLiteral("copycatd"));
   qSetMessagePattern(QStringLiteral(

@@ -10,15 +10,18 @@
 #include <string>
 #include <vector>
 
+#include <QAbstractEventDispatcher>
 #include <QCoreApplication>
 #include <QDeadlineTimer>
 #include <QElapsedTimer>
 #include <QTcpServer>
 #include <QTcpSocket>
 #include <QTest>
+#include <QThread>
 
 #include "engine/api/codec.h"
 #include "engine/client/client.h"
+#include "engine/client/event_loop.h"
 #include "engine/kv/map_state_machine.h"
 #include "engine/protocol/framing.h"
 
@@ -775,6 +778,34 @@ class ClientProtocolTest : public QObject {
     QCOMPARE(all->at(0).address, follower.address());
     const auto bad = await(client->join(QStringLiteral("not an address")));
     QVERIFY(!bad.ok());
+  }
+
+  // Runs last: it changes the environment of the threads started after it.
+  void fastEventLoopIsUsedByLaterThreadsUnlessTheUserChose() {
+    const QByteArray savedNoGlib = qgetenv("QT_NO_GLIB");
+    const bool hadNoGlib = qEnvironmentVariableIsSet("QT_NO_GLIB");
+    qputenv("QT_NO_GLIB", QByteArray());
+    copycat::useFastEventLoop();
+    QVERIFY(qEnvironmentVariableIsSet("QT_NO_GLIB"));
+    QVERIFY(qEnvironmentVariableIsEmpty("QT_NO_GLIB"));  // an explicit choice of GLib stands
+
+    qunsetenv("QT_NO_GLIB");
+    qunsetenv("QT_NO_THREADED_GLIB");
+    copycat::useFastEventLoop();
+    QCOMPARE(qgetenv("QT_NO_GLIB"), QByteArray("1"));
+    QByteArray dispatcher;
+    std::unique_ptr<QThread> thread(QThread::create([&dispatcher] {
+      dispatcher = QThread::currentThread()->eventDispatcher()->metaObject()->className();
+    }));
+    thread->start();
+    QVERIFY(thread->wait(10000));
+    QCOMPARE(dispatcher, QByteArray("QEventDispatcherUNIX"));
+
+    if (hadNoGlib) {
+      qputenv("QT_NO_GLIB", savedNoGlib);
+    } else {
+      qunsetenv("QT_NO_GLIB");
+    }
   }
 };
 

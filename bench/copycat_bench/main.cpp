@@ -15,6 +15,7 @@
 #include "bench/copycat_bench/options.h"
 #include "bench/copycat_bench/report.h"
 #include "bench/copycat_bench/scenarios.h"
+#include "engine/client/event_loop.h"
 
 namespace {
 
@@ -56,6 +57,7 @@ QString findCopycatd(const QString& explicitPath) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  copycat::useFastEventLoop();
   // Charts render with QCustomPlot (a QWidget) without any display.
   if (qEnvironmentVariableIsEmpty("QT_QPA_PLATFORM")) qputenv("QT_QPA_PLATFORM", "offscreen");
   qInstallMessageHandler(messageHandler);

@@ -11,6 +11,7 @@
 #include <QCoreApplication>
 #include <QTemporaryDir>
 
+#include "engine/client/event_loop.h"
 #include "engine/kv/map_state_machine.h"
 #include "engine/server/server.h"
 
@@ -18,6 +19,7 @@ using copycat::server::Server;
 namespace kv = copycat::kv;
 
 int main(int argc, char* argv[]) {
+  copycat::useFastEventLoop();
   QCoreApplication app(argc, argv);
   QTemporaryDir data;  // the servers' logs and snapshots, removed at exit
   QStringList members;
