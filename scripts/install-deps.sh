@@ -16,6 +16,7 @@ PACKAGES=(
   qt6-base-dev qt6-tools-dev qt6-l10n-tools libqcustomplot-dev
   libgtest-dev libbenchmark-dev gcovr
   protobuf-compiler libprotobuf-dev libcereal-dev zlib1g-dev libxxhash-dev
+  libgoogle-perftools-dev
 )
 
 if [[ "${COPYCAT_SKIP_DEPS:-0}" == 1 ]]; then
