@@ -14,6 +14,7 @@
 
 using copycat::raft::Entry;
 using copycat::raft::Index;
+using copycat::storage::CountingFileSystem;
 using copycat::storage::PosixFileSystem;
 using copycat::storage::SegmentedLog;
 using copycat::storage::SegmentedLogOptions;
@@ -189,6 +190,86 @@ class StorageLogTest : public QObject {
     QVERIFY_THROWS_EXCEPTION(std::invalid_argument, log.append(makeEntries(53, 54, 3)));
     QVERIFY_THROWS_EXCEPTION(std::invalid_argument, log.append(makeEntries(51, 52, 2)));
     QCOMPARE(log.append(makeEntries(51, 52, 3)), Index(52));
+  }
+
+  // The newest entries are served from memory, and what they answer is what
+  // the file answers: after conflicting appends, truncation, compaction and a
+  // reset, and with a byte limit.
+  void tailCacheAnswersLikeTheFile() {
+    QTemporaryDir dir;
+    const std::string path = dir.path().toStdString();
+    CountingFileSystem counting(PosixFileSystem::instance());
+    SegmentedLogOptions options = fiftyPerSegment();
+    options.tailCacheBytes = 30 * makeEntry(1, 1).byteSize();  // about 30 entries
+    std::vector<Entry> expected;
+    struct Read {
+      Index from, to;
+      std::size_t maxBytes;
+      std::vector<Entry> entries;
+    };
+    std::vector<Read> reads;
+    {
+      SegmentedLog log(counting, path, options);
+      Index next = 1;
+      for (std::size_t batch : {7, 1, 40, 3, 90, 12, 1, 26}) {
+        std::vector<Entry> entries = makeEntries(next, next + batch - 1, 1);
+        log.append(entries);
+        expected.insert(expected.end(), entries.begin(), entries.end());
+        next += batch;
+        verifyLog(log, expected);
+      }
+      // The newest ten are read without touching the file; older ones are not.
+      std::uint64_t before = counting.fileReads();
+      const std::vector<Entry> newest = log.entries(log.lastIndex() - 9, log.lastIndex() + 1);
+      QCOMPARE(newest, std::vector<Entry>(expected.end() - 10, expected.end()));
+      QCOMPARE(counting.fileReads(), before);
+      QCOMPARE(log.entries(5, 8), std::vector<Entry>(expected.begin() + 4, expected.begin() + 7));
+      QVERIFY(counting.fileReads() > before);
+
+      // A conflicting append replaces the cached suffix.
+      std::vector<Entry> replacement = makeEntries(170, 175, 2, 60);
+      log.append(replacement);
+      expected.resize(169);
+      expected.insert(expected.end(), replacement.begin(), replacement.end());
+      verifyLog(log, expected);
+      before = counting.fileReads();
+      QCOMPARE(log.entries(170, 176), replacement);
+      QCOMPARE(counting.fileReads(), before);
+
+      log.truncateSuffix(173);
+      expected.resize(172);
+      verifyLog(log, expected);
+      std::vector<Entry> more = makeEntries(173, 230, 3);
+      log.append(more);
+      expected.insert(expected.end(), more.begin(), more.end());
+      verifyLog(log, expected);
+
+      log.compactPrefix(120);
+      expected.erase(expected.begin(), expected.begin() + (log.firstIndex() - 1));
+      verifyLog(log, expected);
+      for (Index from = log.firstIndex(); from <= log.lastIndex(); from += 7) {
+        for (std::size_t maxBytes : {std::size_t(1), std::size_t(900), SIZE_MAX}) {
+          reads.push_back({from, log.lastIndex() + 1, maxBytes,
+                           log.entries(from, log.lastIndex() + 1, maxBytes)});
+        }
+      }
+    }
+    options.tailCacheBytes = 0;  // everything from the file
+    {
+      SegmentedLog reopened(PosixFileSystem::instance(), path, options);
+      for (const Read& read : reads) {
+        QCOMPARE(reopened.entries(read.from, read.to, read.maxBytes), read.entries);
+      }
+      // After a reset only the new entries are served, cached or not.
+      reopened.reset(1001, 7);
+      reopened.append(makeEntries(1001, 1010, 8));
+      QCOMPARE(reopened.entries(1001, 1011), makeEntries(1001, 1010, 8));
+    }
+    options.tailCacheBytes = 30 * makeEntry(1, 1).byteSize();
+    SegmentedLog cached(PosixFileSystem::instance(), path, options);
+    cached.reset(2001, 9);
+    cached.append(makeEntries(2001, 2005, 9));
+    QCOMPARE(cached.entries(2001, 2006), makeEntries(2001, 2005, 9));
   }
 
   void entriesOutsideTheLogThrow() {

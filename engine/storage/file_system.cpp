@@ -199,11 +199,13 @@ void PosixFileSystem::createDirectories(const std::string& directory) {
 
 class CountingFileSystem::CountingFile : public File {
  public:
-  CountingFile(std::unique_ptr<File> inner, std::atomic<std::uint64_t>& syncs)
-      : m_inner(std::move(inner)), m_syncs(syncs) {}
+  CountingFile(std::unique_ptr<File> inner, std::atomic<std::uint64_t>& syncs,
+               std::atomic<std::uint64_t>& reads)
+      : m_inner(std::move(inner)), m_syncs(syncs), m_reads(reads) {}
   const std::string& path() const override { return m_inner->path(); }
   std::uint64_t size() const override { return m_inner->size(); }
   std::size_t pread(void* buffer, std::size_t length, std::uint64_t offset) const override {
+    m_reads.fetch_add(1, std::memory_order_relaxed);
     return m_inner->pread(buffer, length, offset);
   }
   void pwrite(const void* buffer, std::size_t length, std::uint64_t offset) override {
@@ -222,10 +224,11 @@ class CountingFileSystem::CountingFile : public File {
  private:
   std::unique_ptr<File> m_inner;
   std::atomic<std::uint64_t>& m_syncs;
+  std::atomic<std::uint64_t>& m_reads;
 };
 
 std::unique_ptr<File> CountingFileSystem::open(const std::string& path, OpenMode mode) {
-  return std::make_unique<CountingFile>(m_inner.open(path, mode), m_fileSyncs);
+  return std::make_unique<CountingFile>(m_inner.open(path, mode), m_fileSyncs, m_fileReads);
 }
 
 void CountingFileSystem::syncDirectory(const std::string& directory) {

@@ -82,8 +82,8 @@ class PosixFileSystem : public FileSystem {
   static PosixFileSystem& instance();
 };
 
-/// Counts the syncs made through it (file fdatasync and directory fsync)
-/// and forwards everything to another file system. The counters may be read
+/// Counts the syncs (file fdatasync and directory fsync) and file reads
+/// made through it and forwards everything to another file system. The counters may be read
 /// from any thread.
 class CountingFileSystem : public FileSystem {
  public:
@@ -105,6 +105,8 @@ class CountingFileSystem : public FileSystem {
   std::uint64_t fileSyncs() const { return m_fileSyncs.load(std::memory_order_relaxed); }
   /// fsync calls on directories.
   std::uint64_t directorySyncs() const { return m_directorySyncs.load(std::memory_order_relaxed); }
+  /// pread calls on files opened through this file system.
+  std::uint64_t fileReads() const { return m_fileReads.load(std::memory_order_relaxed); }
 
  private:
   class CountingFile;
@@ -112,6 +114,7 @@ class CountingFileSystem : public FileSystem {
   FileSystem& m_inner;
   std::atomic<std::uint64_t> m_fileSyncs{0};
   std::atomic<std::uint64_t> m_directorySyncs{0};
+  std::atomic<std::uint64_t> m_fileReads{0};
 };
 
 /// "directory/name" (no doubled slash).

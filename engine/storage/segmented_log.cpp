@@ -267,7 +267,12 @@ std::vector<Entry> SegmentedLog::entries(Index from, Index to, std::size_t maxBy
       }
       ++last;
     }
-    if (last > first) {
+    if (last > first && !m_tail.empty() && segment.firstIndex + first >= m_tail.front().index) {
+      const auto cached = m_tail.begin() + static_cast<std::ptrdiff_t>(segment.firstIndex + first -
+                                                                       m_tail.front().index);
+      out.insert(out.end(), cached, cached + static_cast<std::ptrdiff_t>(last - first));
+      index = segment.firstIndex + last;
+    } else if (last > first) {
       const std::uint64_t start = segment.positions[first].offset;
       const std::uint64_t span = segment.endOf(last - 1) - start;
       buffer.resize(span);
@@ -305,7 +310,32 @@ auto SegmentedLog::guarded(F&& body) -> decltype(body()) {
     return body();
   } catch (const StorageError& error) {
     m_failure = error.what();
+    m_tail.clear();
+    m_tailBytes = 0;
     throw;
+  }
+}
+
+void SegmentedLog::cacheTail(const std::vector<Entry>& batch) {
+  if (m_options.tailCacheBytes == 0 || batch.empty()) return;
+  if (!m_tail.empty() && m_tail.back().index + 1 != batch.front().index) {
+    m_tail.clear();
+    m_tailBytes = 0;
+  }
+  for (const Entry& entry : batch) {
+    m_tail.push_back(entry);
+    m_tailBytes += entry.byteSize();
+  }
+  while (!m_tail.empty() && m_tailBytes > m_options.tailCacheBytes) {
+    m_tailBytes -= m_tail.front().byteSize();
+    m_tail.pop_front();
+  }
+}
+
+void SegmentedLog::uncacheFrom(Index from) {
+  while (!m_tail.empty() && m_tail.back().index >= from) {
+    m_tailBytes -= m_tail.back().byteSize();
+    m_tail.pop_back();
   }
 }
 
@@ -384,6 +414,7 @@ std::shared_ptr<File> SegmentedLog::write(const std::vector<Entry>& batch, bool 
       segment->positions.insert(segment->positions.end(), positions.begin(), positions.end());
       segment->end = end;
     }
+    cacheTail(batch);
     return unsynced;
   });
 }
@@ -394,6 +425,7 @@ void SegmentedLog::truncateSuffix(Index from) {
     throw std::invalid_argument("SegmentedLog::truncateSuffix: index " + std::to_string(from) +
                                 " is before the first index " + std::to_string(firstIndex()));
   }
+  uncacheFrom(from);
   guarded([&] {
     while (m_segments.size() > 1 && m_segments.back().firstIndex >= from) {
       removeSegmentFile(m_segments.back());
@@ -425,6 +457,8 @@ void SegmentedLog::compactPrefix(Index upTo) {
 
 void SegmentedLog::reset(Index nextIndex, Term prevTerm) {
   const std::uint64_t id = m_segments.back().id + 1;
+  m_tail.clear();
+  m_tailBytes = 0;
   try {
     guarded([&] {
       while (!m_segments.empty()) {

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <optional>
 #include <string>
@@ -20,6 +21,11 @@ struct SegmentedLogOptions {
   /// Allocates each new segment file to maxSegmentBytes (zeros) up front, so
   /// that an append's fdatasync does not also have to change the file size.
   bool preallocate = true;
+  /// The newest entries are also kept in memory, up to this many bytes
+  /// (Entry::byteSize), and entries() serves them from there: committed
+  /// entries and replication to followers that keep up never read the file
+  /// back. 0 keeps none.
+  std::size_t tailCacheBytes = 8u << 20;
   /// Receives recovery warnings; null prints them to stderr.
   WarningSink warn;
 };
@@ -28,7 +34,8 @@ struct SegmentedLogOptions {
 /// in-memory index of (offset, term) per entry and repairs a torn tail of the
 /// newest segment; any other damage makes the constructor throw StorageError
 /// naming file, offset and index. Payloads stay on disk and are read back
-/// with pread. append() writes a batch with one write and one fdatasync per
+/// with pread, except the newest ones appended since opening
+/// (options.tailCacheBytes). append() writes a batch with one write and one fdatasync per
 /// segment touched and returns the durable last index; entries are visible
 /// only once durable (appendUnsynced() hands the last fdatasync to the
 /// caller). After any I/O error in a mutating call the log is
@@ -113,6 +120,10 @@ class SegmentedLog {
   void checkWritable() const;
   std::shared_ptr<File> write(const std::vector<raft::Entry>& batch, bool syncLast);
   void warn(const std::string& message) const;
+  /// Keeps copies of a batch just written as the newest cached entries.
+  void cacheTail(const std::vector<raft::Entry>& batch);
+  /// Drops cached entries from `from` on.
+  void uncacheFrom(raft::Index from);
   template <typename F>
   auto guarded(F&& body) -> decltype(body());
 
@@ -121,6 +132,9 @@ class SegmentedLog {
   SegmentedLogOptions m_options;
   std::vector<Segment> m_segments;
   std::vector<char> m_scratch;  // read window while opening
+  // Entries [m_tail.front().index, lastIndex()], consecutive, or none.
+  std::deque<raft::Entry> m_tail;
+  std::size_t m_tailBytes = 0;
   std::string m_failure;
 };
 
