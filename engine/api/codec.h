@@ -88,6 +88,14 @@ class BoundedInputArchive
 
   std::size_t remaining() const { return m_bytes.size() - m_offset; }
 
+  /// The next `size` bytes, consumed (they stay in the input).
+  std::string_view take(std::size_t size) {
+    checkSize(size);
+    const std::string_view bytes = m_bytes.substr(m_offset, size);
+    m_offset += size;
+    return bytes;
+  }
+
  private:
   std::string_view m_bytes;
   std::size_t m_offset = 0;
@@ -126,6 +134,16 @@ void CEREAL_LOAD_FUNCTION_NAME(BoundedInputArchive& ar, cereal::BinaryData<T>& b
   } else {
     ar.template loadBinary<sizeof(Element)>(bd.data, static_cast<std::size_t>(bd.size));
   }
+}
+
+// A string is copied once from the input: cereal's own load would first
+// zero-fill it (resize), which for a large snapshot is as much work again.
+template <class Traits, class Alloc>
+void CEREAL_LOAD_FUNCTION_NAME(BoundedInputArchive& ar,
+                               std::basic_string<char, Traits, Alloc>& str) {
+  cereal::size_type size = 0;
+  ar(cereal::make_size_tag(size));
+  str.assign(ar.take(static_cast<std::size_t>(size)));
 }
 
 }  // namespace detail
