@@ -296,10 +296,22 @@ class ServerClusterTimingTest : public QObject {
     QVERIFY(!cluster.anyOutOfOrder());
   }
 
+  void persistFailureStopsOnlyThatNode_data() {
+    QTest::addColumn<bool>("syncFails");
+    QTest::newRow("a write fails (out of space)") << false;
+    QTest::newRow("an fdatasync fails") << true;
+  }
+
   void persistFailureStopsOnlyThatNode() {
-    // Node 3 writes through a file layer that runs out of space.
+    QFETCH(bool, syncFails);
+    // Node 3 writes through a file layer that runs out of space, or whose
+    // 40th sync (past the start-up's) fails.
     copycat::storage::CrashableFileSystem fileSystem;
-    fileSystem.failWritesAfterBytes(256 * 1024);
+    if (syncFails) {
+      fileSystem.failSyncNumber(40);
+    } else {
+      fileSystem.failWritesAfterBytes(256 * 1024);
+    }
     Cluster cluster(true, 3, [&fileSystem](NodeId id, ServerConfig& config) {
       if (id == 3) config.fileSystem = &fileSystem;
     });
