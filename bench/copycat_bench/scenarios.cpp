@@ -666,9 +666,11 @@ void snapshotScenario(RunContext& context) {
   const std::int64_t joinStart = nowNs();
   const int joiner = cluster->addJoiningNode();
   double caughtUp = kNaN;
+  double running = kNaN;  // when the new server first answered a status request
   for (;;) {
     checkInterrupted();
     const std::optional<NodeState> s = cluster->state(joiner);
+    if (s && std::isnan(running)) running = secondsSince(joinStart);
     progress.update(secondsSince(joinStart), 0,
                     QStringLiteral("applied %1 of %2").arg(s ? s->applied : 0).arg(target));
     if (s && s->applied >= target) {
@@ -686,12 +688,14 @@ void snapshotScenario(RunContext& context) {
           .arg(o.nodes)
           .arg(launcherName(o.launcher), storageName(o)),
       {QStringLiteral("state"), QStringLiteral("entries"), QStringLiteral("leader snapshot index"),
-       QStringLiteral("catch-up s"), QStringLiteral("MB/s"), QStringLiteral("vs disk MB/s"),
-       QStringLiteral("vs loopback MB/s")});
+       QStringLiteral("catch-up s"), QStringLiteral("MB/s"), QStringLiteral("once running s"),
+       QStringLiteral("MB/s"), QStringLiteral("vs disk MB/s"), QStringLiteral("vs loopback MB/s")});
+  const double afterRunning = caughtUp - running;
   table.addRow(
       {QStringLiteral("%1 MB (%2 x %3 B)").arg(fixed(megabytes, 1)).arg(count).arg(valueBytes),
        grouped(static_cast<double>(target)), grouped(static_cast<double>(lead->snapshotIndex)),
-       fixed(caughtUp, 2), fixed(megabytes / caughtUp, 1),
+       fixed(caughtUp, 2), fixed(megabytes / caughtUp, 1), fixed(afterRunning, 2),
+       fixed(megabytes / afterRunning, 1),
        fixed(megabytes / caughtUp / context.reporter.physical().diskMBps, 2),
        fixed(megabytes / caughtUp / context.reporter.physical().loopbackMBps, 3)});
   table.addNote(
@@ -700,6 +704,9 @@ void snapshotScenario(RunContext& context) {
           "fill, until its applied index reached the leader's (%1); snapshot every %2 entries")
           .arg(target)
           .arg(snapshotEvery));
+  table.addNote(QStringLiteral("once running: from the new server's first status answer (%1 s "
+                               "after its start), which leaves out its start-up")
+                    .arg(fixed(running, 2)));
   table.print();
   context.reporter.add(
       {{QStringLiteral("scenario"), QStringLiteral("snapshot")},
@@ -712,6 +719,8 @@ void snapshotScenario(RunContext& context) {
        {QStringLiteral("leader_snapshot_index"), static_cast<qint64>(lead->snapshotIndex)},
        {QStringLiteral("catch_up_s"), caughtUp},
        {QStringLiteral("mb_per_s"), megabytes / caughtUp},
+       {QStringLiteral("running_after_s"), running},
+       {QStringLiteral("mb_per_s_once_running"), megabytes / afterRunning},
        {QStringLiteral("ratios"),
         QJsonObject{{QStringLiteral("mb_per_s_over_disk_sequential_mb_per_s"),
                      megabytes / caughtUp / context.reporter.physical().diskMBps},

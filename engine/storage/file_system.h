@@ -82,9 +82,9 @@ class PosixFileSystem : public FileSystem {
   static PosixFileSystem& instance();
 };
 
-/// Counts the syncs (file fdatasync and directory fsync) and file reads
-/// made through it and forwards everything to another file system. The counters may be read
-/// from any thread.
+/// Counts the syncs (file fdatasync and directory fsync) and file reads made
+/// through it and forwards everything to another file system. The counters
+/// may be read from any thread.
 class CountingFileSystem : public FileSystem {
  public:
   explicit CountingFileSystem(FileSystem& inner) : m_inner(inner) {}

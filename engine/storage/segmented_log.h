@@ -35,12 +35,12 @@ struct SegmentedLogOptions {
 /// newest segment; any other damage makes the constructor throw StorageError
 /// naming file, offset and index. Payloads stay on disk and are read back
 /// with pread, except the newest ones appended since opening
-/// (options.tailCacheBytes). append() writes a batch with one write and one fdatasync per
-/// segment touched and returns the durable last index; entries are visible
-/// only once durable (appendUnsynced() hands the last fdatasync to the
-/// caller). After any I/O error in a mutating call the log is
-/// failed: that call and every later mutating call throw, and nothing that
-/// was not synced is ever reported. Not thread-safe.
+/// (options.tailCacheBytes). append() writes a batch with one write and one
+/// fdatasync per segment touched and returns the durable last index; entries
+/// are visible only once durable (appendUnsynced() hands the last fdatasync
+/// to the caller). After any I/O error in a mutating call the log is failed:
+/// that call and every later mutating call throw, and nothing that was not
+/// synced is ever reported. Not thread-safe.
 class SegmentedLog {
  public:
   /// Opens the log in `directory` (created if missing). An empty directory
