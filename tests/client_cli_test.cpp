@@ -6,7 +6,6 @@
 // runs the fake servers meanwhile.
 
 #include <algorithm>
-#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -16,11 +15,11 @@
 #include <QJsonObject>
 #include <QProcess>
 #include <QTcpServer>
-#include <QTcpSocket>
 #include <QTest>
 
 #include "engine/api/codec.h"
 #include "engine/protocol/framing.h"
+#include "tests/fake_server.h"
 
 namespace {
 
@@ -70,11 +69,11 @@ QString closedAddress() {
 class FakeServer {
  public:
   FakeServer(std::string name, std::uint64_t nodeId) : m_name(std::move(name)), m_nodeId(nodeId) {
-    QVERIFY(m_server.listen(QHostAddress::LocalHost, 0));
-    QObject::connect(&m_server, &QTcpServer::newConnection, [this] { accept(); });
+    m_transport.onAccept([this](Conn&) { ++connections; });
+    m_transport.onFrame([this](Conn& conn, const wire::Frame& frame) { answer(conn, frame); });
   }
 
-  QString address() const { return QStringLiteral("127.0.0.1:%1").arg(m_server.serverPort()); }
+  QString address() const { return m_transport.address(); }
 
   /// The leader and the members every reply names.
   FakeServer* leader = nullptr;
@@ -83,10 +82,7 @@ class FakeServer {
   int queries = 0;
 
  private:
-  struct Conn {
-    QTcpSocket* socket = nullptr;
-    copycat::protocol::FrameDecoder decoder;
-  };
+  using Conn = copycat::testing::ScriptedServer::Connection;
 
   bool isLeader() const { return leader == this; }
 
@@ -103,21 +99,6 @@ class FakeServer {
       m->set_node_id(member->m_nodeId);
       m->set_address(member->address().toStdString());
       m->set_kind(wire::MEMBER_KIND_VOTER);
-    }
-  }
-
-  void accept() {
-    while (m_server.hasPendingConnections()) {
-      auto conn = std::make_shared<Conn>();
-      conn->socket = m_server.nextPendingConnection();
-      ++connections;
-      m_conns.push_back(conn);
-      QObject::connect(conn->socket, &QTcpSocket::readyRead, [this, raw = conn.get()] {
-        const QByteArray bytes = raw->socket->readAll();
-        raw->decoder.feed(bytes.constData(), static_cast<std::size_t>(bytes.size()));
-        wire::Frame frame;
-        while (raw->decoder.next(frame)) answer(*raw, frame);
-      });
     }
   }
 
@@ -175,15 +156,12 @@ class FakeServer {
       default:
         return;
     }
-    const std::string bytes = m_encoder.encode(reply);
-    conn.socket->write(bytes.data(), static_cast<qint64>(bytes.size()));
+    m_transport.send(conn, reply);
   }
 
   std::string m_name;
   std::uint64_t m_nodeId;
-  QTcpServer m_server;
-  copycat::protocol::FrameEncoder m_encoder;
-  std::vector<std::shared_ptr<Conn>> m_conns;
+  copycat::testing::ScriptedServer m_transport;
 };
 
 /// A fake two-member cluster: `leader` and `follower`.

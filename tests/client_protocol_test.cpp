@@ -24,6 +24,7 @@
 #include "engine/client/event_loop.h"
 #include "engine/kv/map_state_machine.h"
 #include "engine/protocol/framing.h"
+#include "tests/fake_server.h"
 
 namespace wire = copycat::wire;
 using copycat::ErrorCode;
@@ -46,11 +47,7 @@ QString codeName(ErrorCode code) { return QString::fromUtf8(copycat::toString(co
 /// frame first.
 class FakeServer {
  public:
-  struct Conn {
-    int id = 0;
-    QTcpSocket* socket = nullptr;
-    copycat::protocol::FrameDecoder decoder;
-  };
+  using Conn = copycat::testing::ScriptedServer::Connection;
   struct Received {
     int conn = 0;
     wire::Frame frame;
@@ -60,17 +57,15 @@ class FakeServer {
 
   explicit FakeServer(std::string clusterId = {}, std::uint64_t nodeId = 1)
       : m_clusterId(std::move(clusterId)), m_nodeId(nodeId) {
-    QVERIFY(m_server.listen(QHostAddress::LocalHost, 0));
-    QObject::connect(&m_server, &QTcpServer::newConnection, [this] { accept(); });
+    m_transport.onFrame([this](Conn& conn, const wire::Frame& frame) { handle(conn, frame); });
   }
 
-  QString address() const { return QStringLiteral("127.0.0.1:%1").arg(m_server.serverPort()); }
+  QString address() const { return m_transport.address(); }
 
   std::uint64_t sessionId = 7;
   std::uint64_t sessionTimeoutMs = 30000;
   Hook hook;
   std::vector<Received> received;
-  std::vector<std::unique_ptr<Conn>> conns;
 
   std::vector<wire::Frame> framesOf(wire::Frame::BodyCase body) const {
     std::vector<wire::Frame> out;
@@ -81,11 +76,7 @@ class FakeServer {
   }
   int count(wire::Frame::BodyCase body) const { return static_cast<int>(framesOf(body).size()); }
 
-  void sendFrame(Conn& conn, const wire::Frame& frame) {
-    const std::string bytes = m_encoder.encode(frame);
-    conn.socket->write(bytes.data(), static_cast<qint64>(bytes.size()));
-    conn.socket->flush();
-  }
+  void sendFrame(Conn& conn, const wire::Frame& frame) { m_transport.send(conn, frame); }
 
   void pushEvent(std::uint64_t previous, std::uint64_t index, const std::string& payload,
                  const std::string& name = "ev") {
@@ -102,6 +93,7 @@ class FakeServer {
   }
 
   Conn* lastOpen() {
+    const auto& conns = m_transport.connections();
     for (auto it = conns.rbegin(); it != conns.rend(); ++it) {
       if ((*it)->socket->state() == QAbstractSocket::ConnectedState) return it->get();
     }
@@ -109,7 +101,7 @@ class FakeServer {
   }
 
   void dropAll() {
-    for (auto& conn : conns) conn->socket->abort();
+    for (const auto& conn : m_transport.connections()) conn->socket->abort();
   }
 
   /// The default answer to `frame`.
@@ -198,47 +190,30 @@ class FakeServer {
   }
 
  private:
-  void accept() {
-    while (m_server.hasPendingConnections()) {
-      auto conn = std::make_unique<Conn>();
-      conn->id = static_cast<int>(conns.size()) + 1;
-      conn->socket = m_server.nextPendingConnection();
-      Conn* raw = conn.get();
-      conns.push_back(std::move(conn));
-      QObject::connect(raw->socket, &QTcpSocket::readyRead, [this, raw] { read(*raw); });
-    }
-  }
-
-  void read(Conn& conn) {
-    const QByteArray bytes = conn.socket->readAll();
-    conn.decoder.feed(bytes.constData(), static_cast<std::size_t>(bytes.size()));
-    wire::Frame frame;
-    while (conn.decoder.next(frame)) {
-      received.push_back(Received{conn.id, frame});
-      if (frame.body_case() == wire::Frame::kHandshake) {
-        wire::Frame reply;
-        wire::HandshakeReply* r = reply.mutable_handshake_reply();
-        r->set_request_id(frame.handshake().request_id());
-        r->set_server_node_id(m_nodeId);
-        r->set_protocol_version(copycat::protocol::kProtocolVersion);
-        r->set_server_address(address().toStdString());
-        const bool accepted = frame.handshake().cluster_id() == m_clusterId;
-        r->set_accepted(accepted);
-        if (!accepted) {
-          r->set_error("wrong cluster id '" + frame.handshake().cluster_id() +
-                       "' (this server belongs to '" + m_clusterId + "')");
-        }
-        sendFrame(conn, reply);
-        if (!accepted) conn.socket->disconnectFromHost();
-        continue;
+  void handle(Conn& conn, const wire::Frame& frame) {
+    received.push_back(Received{conn.id, frame});
+    if (frame.body_case() == wire::Frame::kHandshake) {
+      wire::Frame reply;
+      wire::HandshakeReply* r = reply.mutable_handshake_reply();
+      r->set_request_id(frame.handshake().request_id());
+      r->set_server_node_id(m_nodeId);
+      r->set_protocol_version(copycat::protocol::kProtocolVersion);
+      r->set_server_address(address().toStdString());
+      const bool accepted = frame.handshake().cluster_id() == m_clusterId;
+      r->set_accepted(accepted);
+      if (!accepted) {
+        r->set_error("wrong cluster id '" + frame.handshake().cluster_id() +
+                     "' (this server belongs to '" + m_clusterId + "')");
       }
-      if (hook && hook(conn, frame)) continue;
-      answer(conn, frame);
+      sendFrame(conn, reply);
+      if (!accepted) conn.socket->disconnectFromHost();
+      return;
     }
+    if (hook && hook(conn, frame)) return;
+    answer(conn, frame);
   }
 
-  QTcpServer m_server;
-  copycat::protocol::FrameEncoder m_encoder;
+  copycat::testing::ScriptedServer m_transport;
   std::string m_clusterId;
   std::uint64_t m_nodeId;
 };
