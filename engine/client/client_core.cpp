@@ -3,8 +3,6 @@
 #include <algorithm>
 #include <utility>
 
-#include <QHostAddress>
-#include <QTcpSocket>
 #include <QTimer>
 #include <QUuid>
 
@@ -107,26 +105,6 @@ ServerStatus toStatus(const wire::StatusReply& reply) {
   return status;
 }
 
-/// The request id of a reply frame; nothing for any other frame.
-std::optional<std::uint64_t> replyRequestId(const wire::Frame& frame) {
-  switch (frame.body_case()) {
-    case wire::Frame::kRegisterSessionReply:
-      return frame.register_session_reply().request_id();
-    case wire::Frame::kKeepAliveReply:
-      return frame.keep_alive_reply().request_id();
-    case wire::Frame::kCloseSessionReply:
-      return frame.close_session_reply().request_id();
-    case wire::Frame::kOperationReply:
-      return frame.operation_reply().request_id();
-    case wire::Frame::kStatusReply:
-      return frame.status_reply().request_id();
-    case wire::Frame::kMembershipReply:
-      return frame.membership_reply().request_id();
-    default:
-      return std::nullopt;
-  }
-}
-
 template <class T>
 void fulfil(const PromisePtr<T>& promise, T value) {
   if (!promise) return;
@@ -135,31 +113,6 @@ void fulfil(const PromisePtr<T>& promise, T value) {
 }
 
 }  // namespace
-
-struct ClientCore::Connection {
-  enum class State : std::uint8_t { Connecting, AwaitReply, Open, Closed };
-  using Waiter = std::function<void(Connection* opened, const QString& error)>;
-
-  std::uint64_t id = 0;
-  QString address;
-  QTcpSocket* socket = nullptr;
-  protocol::FrameDecoder decoder;
-  State state = State::Connecting;
-  bool wasOpen = false;
-  std::uint64_t nextRequestId = 1;
-  std::map<std::uint64_t, ReplyHandler> handlers;
-  std::vector<Waiter> waiters;
-  std::uint64_t serverNodeId = 0;
-  QString serverAddress;
-
-  ~Connection() {
-    if (socket) {
-      socket->disconnect();
-      socket->abort();
-      socket->deleteLater();
-    }
-  }
-};
 
 ClientCore::ClientCore(ClientOptions options, QObject* parent)
     : QObject(parent), m_options(std::move(options)) {
@@ -205,248 +158,63 @@ ClientCore::Connection* ClientCore::findConnection(std::uint64_t id) const {
 
 ClientCore::Connection* ClientCore::connectionTo(const QString& address) {
   for (const auto& [id, connection] : m_connections) {
-    if (connection->address == address && connection->state != Connection::State::Closed) {
+    if (connection->address() == address && connection->state() != Connection::State::Closed) {
       return connection.get();
     }
   }
-  auto owned = std::make_unique<Connection>();
-  Connection* connection = owned.get();
-  connection->id = m_nextConnectionId++;
-  connection->address = address;
-  connection->socket = new QTcpSocket(this);
-  m_connections.emplace(connection->id, std::move(owned));
-
-  const std::uint64_t id = connection->id;
-  QTcpSocket* socket = connection->socket;
-  connect(socket, &QTcpSocket::connected, this, [this, id] {
-    Connection* c = findConnection(id);
-    if (!c || c->state != Connection::State::Connecting) return;
-    // No Nagle: a request must not wait for the server's delayed ACK.
-    c->socket->setSocketOption(QAbstractSocket::LowDelayOption, 1);
-    wire::Frame frame;
-    wire::Handshake* handshake = frame.mutable_handshake();
-    handshake->set_request_id(c->nextRequestId++);
-    handshake->set_protocol_version(protocol::kProtocolVersion);
-    handshake->set_cluster_id(m_options.clusterId);
-    handshake->set_kind(wire::PEER_KIND_CLIENT);
-    handshake->set_name(m_options.name.toStdString());
-    c->state = Connection::State::AwaitReply;
-    const std::string bytes = m_encoder.encode(frame);
-    c->socket->write(bytes.data(), static_cast<qint64>(bytes.size()));
-  });
-  connect(socket, &QTcpSocket::readyRead, this, [this, id] { onReadyRead(id); });
-  connect(socket, &QTcpSocket::disconnected, this, [this, id] {
-    if (Connection* c = findConnection(id)) {
-      closeConnection(c, QStringLiteral("%1 closed the connection").arg(c->address));
-    }
-  });
-  connect(socket, &QTcpSocket::errorOccurred, this, [this, id](QAbstractSocket::SocketError) {
-    Connection* c = findConnection(id);
-    // A refused or failed connect never emits disconnected().
-    if (c && c->socket->state() == QAbstractSocket::UnconnectedState) {
-      closeConnection(
-          c, QStringLiteral("cannot reach %1: %2").arg(c->address, c->socket->errorString()));
-    }
-  });
-  const int handshakeMs =
-      std::clamp(static_cast<int>(m_options.timeout.count()), kMinHandshakeMs, kMaxHandshakeMs);
-  QTimer::singleShot(handshakeMs, socket, [this, id, handshakeMs] {
-    Connection* c = findConnection(id);
-    if (c && c->state != Connection::State::Open && c->state != Connection::State::Closed) {
-      closeConnection(c, QStringLiteral("%1 did not accept the connection within %2 ms")
-                             .arg(c->address)
-                             .arg(handshakeMs));
-    }
-  });
-
-  const qsizetype colon = address.lastIndexOf(QLatin1Char(':'));
-  QString host = address.left(colon);
-  if (host.startsWith(QLatin1Char('[')) && host.endsWith(QLatin1Char(']'))) {
-    host = host.mid(1, host.size() - 2);
-  }
-  const quint16 port = static_cast<quint16>(address.mid(colon + 1).toUInt());
-  if (colon <= 0 || port == 0) {
-    // Reported asynchronously, like any other connection failure.
-    QTimer::singleShot(0, this, [this, id] {
-      if (Connection* c = findConnection(id)) {
-        closeConnection(c, QStringLiteral("invalid address '%1'").arg(c->address));
-      }
-    });
-    return connection;
-  }
-  socket->connectToHost(host, port);
-  return connection;
+  SharedConnection::Settings settings;
+  settings.address = address;
+  settings.clusterId = m_options.clusterId;
+  settings.name = m_options.name;
+  settings.handshakeTimeout = std::chrono::milliseconds(
+      std::clamp(static_cast<int>(m_options.timeout.count()), kMinHandshakeMs, kMaxHandshakeMs));
+  std::shared_ptr<Connection> connection = SharedConnection::acquire(settings, this);
+  Connection* acquired = connection.get();
+  m_connections.emplace(acquired->id(), std::move(connection));
+  return acquired;
 }
 
-void ClientCore::onReadyRead(std::uint64_t id) {
-  Connection* connection = findConnection(id);
-  if (!connection || connection->state == Connection::State::Closed) return;
-  const QByteArray bytes = connection->socket->readAll();
-  connection->decoder.feed(bytes.constData(), static_cast<std::size_t>(bytes.size()));
-  wire::Frame frame;
-  for (;;) {
-    connection = findConnection(id);
-    if (!connection || connection->state == Connection::State::Closed) return;
-    if (!connection->decoder.next(frame)) break;
-    handleFrame(connection, frame);
-  }
-  if (connection->decoder.hasError()) {
-    const std::string reply = m_encoder.encode(connection->decoder.errorFrame());
-    connection->socket->write(reply.data(), static_cast<qint64>(reply.size()));
-    connection->socket->flush();
-    closeConnection(connection, QStringLiteral("bad frame from %1: %2")
-                                    .arg(connection->address, text(connection->decoder.error())));
-  }
+void ClientCore::connectionOpened(SharedConnection&) { schedulePump(); }
+
+void ClientCore::connectionClosed(SharedConnection& connection, const QString& error) {
+  forgetConnection(&connection, error);
 }
 
-void ClientCore::handleFrame(Connection* connection, wire::Frame& frame) {
-  using State = Connection::State;
-  const auto protocolError = [&](const std::string& what) {
-    const std::string bytes =
-        m_encoder.encode(protocol::makeErrorFrame(wire::ERROR_CODE_UNEXPECTED_MESSAGE, what));
-    connection->socket->write(bytes.data(), static_cast<qint64>(bytes.size()));
-    connection->socket->flush();
-    closeConnection(connection, QStringLiteral("%1: %2").arg(connection->address, text(what)));
-  };
-
-  switch (frame.body_case()) {
-    case wire::Frame::kHandshakeReply: {
-      if (connection->state != State::AwaitReply) {
-        protocolError("unexpected handshake reply");
-        return;
-      }
-      const wire::HandshakeReply& reply = frame.handshake_reply();
-      if (!reply.accepted()) {
-        closeConnection(
-            connection,
-            QStringLiteral("%1 rejected the handshake (cluster id '%2'): %3")
-                .arg(connection->address, text(m_options.clusterId), text(reply.error())));
-        return;
-      }
-      if (reply.protocol_version() != protocol::kProtocolVersion) {
-        protocolError("the server speaks protocol version " +
-                      std::to_string(reply.protocol_version()));
-        return;
-      }
-      connection->state = State::Open;
-      connection->wasOpen = true;
-      connection->serverNodeId = reply.server_node_id();
-      connection->serverAddress = text(reply.server_address());
-      std::vector<Connection::Waiter> waiters;
-      waiters.swap(connection->waiters);
-      for (auto& waiter : waiters) waiter(connection, QString());
-      schedulePump();
-      return;
-    }
-    case wire::Frame::kError:
-      closeConnection(connection, QStringLiteral("%1 closed the connection: %2 %3")
-                                      .arg(connection->address,
-                                           text(wire::ErrorCode_Name(frame.error().code())),
-                                           text(frame.error().text())));
-      return;
-    case wire::Frame::kSessionEvent:
-      if (connection->state != State::Open) {
-        protocolError("session event before the handshake reply");
-        return;
-      }
-      onSessionEvent(frame.session_event());
-      return;
-    default:
-      break;
-  }
-  const std::optional<std::uint64_t> requestId = replyRequestId(frame);
-  if (!requestId) {
-    protocolError("unexpected " + std::string(protocol::bodyName(frame)) + " from a server");
-    return;
-  }
-  if (connection->state != State::Open) {
-    protocolError(std::string(protocol::bodyName(frame)) + " before the handshake reply");
-    return;
-  }
-  auto handler = connection->handlers.find(*requestId);
-  if (handler == connection->handlers.end()) return;  // a late or unknown reply
-  ReplyHandler callback = std::move(handler->second);
-  connection->handlers.erase(handler);
-  callback(&frame, QString());
-}
+void ClientCore::sessionEvent(const wire::SessionEvent& event) { onSessionEvent(event); }
 
 void ClientCore::send(Connection* connection, wire::Frame& frame, ReplyHandler handler) {
-  const std::uint64_t requestId = connection->nextRequestId++;
-  switch (frame.body_case()) {
-    case wire::Frame::kRegisterSession:
-      frame.mutable_register_session()->set_request_id(requestId);
-      break;
-    case wire::Frame::kKeepAlive:
-      frame.mutable_keep_alive()->set_request_id(requestId);
-      break;
-    case wire::Frame::kCloseSession:
-      frame.mutable_close_session()->set_request_id(requestId);
-      break;
-    case wire::Frame::kCommand:
-      frame.mutable_command()->set_request_id(requestId);
-      break;
-    case wire::Frame::kQuery:
-      frame.mutable_query()->set_request_id(requestId);
-      break;
-    case wire::Frame::kStatus:
-      frame.mutable_status()->set_request_id(requestId);
-      break;
-    case wire::Frame::kJoin:
-      frame.mutable_join()->set_request_id(requestId);
-      break;
-    case wire::Frame::kLeave:
-      frame.mutable_leave()->set_request_id(requestId);
-      break;
-    case wire::Frame::kPromote:
-      frame.mutable_promote()->set_request_id(requestId);
-      break;
-    case wire::Frame::kDemote:
-      frame.mutable_demote()->set_request_id(requestId);
-      break;
-    default:
-      break;
-  }
-  const std::string bytes = m_encoder.encode(frame);
-  if (bytes.empty()) {
+  if (!connection->send(this, frame, std::move(handler))) {
     // Over the frame size limit: no server would accept it.
     const QString error = QStringLiteral("request too large to send");
     QTimer::singleShot(0, this, [handler = std::move(handler), error] { handler(nullptr, error); });
-    return;
   }
-  connection->handlers.emplace(requestId, std::move(handler));
-  connection->socket->write(bytes.data(), static_cast<qint64>(bytes.size()));
 }
 
-void ClientCore::closeConnection(Connection* connection, const QString& error) {
-  if (connection->state == Connection::State::Closed) return;
-  connection->state = Connection::State::Closed;
-  connection->socket->disconnect(this);
-  connection->socket->abort();
-  std::map<std::uint64_t, ReplyHandler> handlers;
-  handlers.swap(connection->handlers);
-  std::vector<Connection::Waiter> waiters;
-  waiters.swap(connection->waiters);
-  const std::uint64_t id = connection->id;
-  const QString address = connection->address;
+void ClientCore::forgetConnection(Connection* connection, const QString& error) {
+  const std::uint64_t id = connection->id();
+  const QString address = connection->address();
+  auto owned = m_connections.find(id);
+  if (owned == m_connections.end()) return;
   // The object stays valid until the event loop runs again: callers up the
   // stack may still hold the pointer.
-  auto owned = m_connections.find(id);
-  if (owned != m_connections.end()) {
-    if (m_graveyard.empty()) {
-      QMetaObject::invokeMethod(
-          this, [this] { m_graveyard.clear(); }, Qt::QueuedConnection);
-    }
-    m_graveyard.push_back(std::move(owned->second));
-    m_connections.erase(owned);
+  if (m_graveyard.empty()) {
+    QMetaObject::invokeMethod(
+        this, [this] { m_graveyard.clear(); }, Qt::QueuedConnection);
   }
+  m_graveyard.push_back(std::move(owned->second));
+  m_connections.erase(owned);
   if (id == m_leaderConnection) {
     leaderFailed(error, nullptr);
   } else if (m_state != SessionState::Closed) {
     m_failedFollowers.insert(address);
   }
-  for (auto& [requestId, handler] : handlers) handler(nullptr, error);
-  for (auto& waiter : waiters) waiter(nullptr, error);
   schedulePump();
+}
+
+void ClientCore::closeConnection(Connection* connection, const QString& error) {
+  const std::shared_ptr<Connection> keep = connection->shared_from_this();
+  forgetConnection(connection, error);
+  connection->release(this, error);
 }
 
 // ---------------------------------------------------------------------------
@@ -464,7 +232,7 @@ bool ClientCore::needLeader() const {
 
 ClientCore::Connection* ClientCore::leaderConnection() const {
   Connection* connection = findConnection(m_leaderConnection);
-  return connection && connection->state == Connection::State::Open ? connection : nullptr;
+  return connection && connection->state() == Connection::State::Open ? connection : nullptr;
 }
 
 void ClientCore::ensureLeaderConnection() {
@@ -472,7 +240,7 @@ void ClientCore::ensureLeaderConnection() {
   if (m_members.isEmpty()) return;
   if (m_leaderTarget.isEmpty()) m_leaderTarget = nextMember();
   Connection* connection = connectionTo(m_leaderTarget);
-  m_leaderConnection = connection->id;
+  m_leaderConnection = connection->id();
   ++m_generation;
   m_bound = false;
   m_bindingSent = false;
@@ -530,8 +298,8 @@ void ClientCore::leaderSucceeded() {
   m_hintsFollowed = 0;
   m_round = 0;
   if (Connection* leader = leaderConnection()) {
-    m_knownLeaderAddress = leader->address;
-    m_leaderTarget = leader->address;
+    m_knownLeaderAddress = leader->address();
+    m_leaderTarget = leader->address();
   }
 }
 
@@ -640,25 +408,25 @@ ClientCore::Connection* ClientCore::routeSequential(bool& wait) {
   if (m_options.selection == ServerSelection::Any) {
     if (leader) return leader;
     for (const auto& [id, connection] : m_connections) {
-      if (connection->state == Connection::State::Open) return connection.get();
+      if (connection->state() == Connection::State::Open) return connection.get();
     }
     return nullptr;
   }
-  const QString leaderAddress = leader ? leader->address : m_knownLeaderAddress;
+  const QString leaderAddress = leader ? leader->address() : m_knownLeaderAddress;
   const auto isLeader = [&](const Connection& connection) {
-    return connection.id == m_leaderConnection ||
+    return connection.id() == m_leaderConnection ||
            (!leaderAddress.isEmpty() &&
-            (connection.address == leaderAddress || connection.serverAddress == leaderAddress));
+            (connection.address() == leaderAddress || connection.serverAddress() == leaderAddress));
   };
   for (const auto& [id, connection] : m_connections) {
-    if (connection->state == Connection::State::Open && !isLeader(*connection) &&
-        !m_failedFollowers.count(connection->address)) {
+    if (connection->state() == Connection::State::Open && !isLeader(*connection) &&
+        !m_failedFollowers.count(connection->address())) {
       return connection.get();
     }
   }
   for (const auto& [id, connection] : m_connections) {
-    if (connection->state != Connection::State::Open && !isLeader(*connection) &&
-        !m_failedFollowers.count(connection->address)) {
+    if (connection->state() != Connection::State::Open && !isLeader(*connection) &&
+        !m_failedFollowers.count(connection->address())) {
       wait = true;
       return nullptr;
     }
@@ -666,7 +434,7 @@ ClientCore::Connection* ClientCore::routeSequential(bool& wait) {
   for (const QString& member : m_members) {
     if (member == leaderAddress || m_failedFollowers.count(member)) continue;
     if (Connection* existing = findConnection(m_leaderConnection);
-        existing && existing->address == member) {
+        existing && existing->address() == member) {
       continue;
     }
     connectionTo(member);
@@ -683,7 +451,7 @@ void ClientCore::sendRegistration(Connection* connection) {
       (m_options.name + QLatin1Char('-') + QUuid::createUuid().toString(QUuid::WithoutBraces))
           .toStdString());
   request->set_timeout_ms(static_cast<std::uint64_t>(m_options.sessionTimeout.count()));
-  const std::uint64_t connectionId = connection->id;
+  const std::uint64_t connectionId = connection->id();
   m_registrationConnection = connectionId;
   send(connection, frame, [this, connectionId](const wire::Frame* reply, const QString&) {
     if (m_registrationConnection == connectionId) m_registrationConnection = 0;
@@ -701,7 +469,7 @@ void ClientCore::sendKeepAlive(Connection* connection, bool binding) {
   request->set_event_index(m_lastEvent);
   if (binding) m_bindingSent = true;
   m_keepAliveDue = false;
-  const std::uint64_t connectionId = connection->id;
+  const std::uint64_t connectionId = connection->id();
   const std::uint64_t generation = m_generation;
   send(
       connection, frame,
@@ -727,7 +495,7 @@ void ClientCore::sendCommand(Connection* connection, std::uint64_t sequence) {
   request->set_sequence(sequence);
   request->set_type_id(command.typeId);
   request->set_payload(command.payload);
-  const std::uint64_t connectionId = connection->id;
+  const std::uint64_t connectionId = connection->id();
   send(connection, frame,
        [this, connectionId, sequence, session](const wire::Frame* reply, const QString&) {
          if (!reply || session != m_sessionId.load()) return;
@@ -737,7 +505,7 @@ void ClientCore::sendCommand(Connection* connection, std::uint64_t sequence) {
 
 void ClientCore::sendQuery(Connection* connection, std::uint64_t id) {
   Query& query = m_queries.at(id);
-  query.sentConnection = connection->id;
+  query.sentConnection = connection->id();
   query.sentAt = Clock::now();
   wire::Frame frame;
   wire::QueryRequest* request = frame.mutable_query();
@@ -748,7 +516,7 @@ void ClientCore::sendQuery(Connection* connection, std::uint64_t id) {
   request->set_consistency(toWire(query.consistency));
   request->set_type_id(query.typeId);
   request->set_payload(query.payload);
-  const std::uint64_t connectionId = connection->id;
+  const std::uint64_t connectionId = connection->id();
   send(connection, frame,
        [this, connectionId, id, session](const wire::Frame* reply, const QString&) {
          if (!reply) {
@@ -771,7 +539,7 @@ void ClientCore::sendQuery(Connection* connection, std::uint64_t id) {
 
 void ClientCore::sendMembership(Connection* connection, std::uint64_t id) {
   MembershipOp& op = m_membershipOps.at(id);
-  op.sentConnection = connection->id;
+  op.sentConnection = connection->id();
   wire::Frame frame;
   const std::string address = op.address.toStdString();
   switch (op.change) {
@@ -788,7 +556,7 @@ void ClientCore::sendMembership(Connection* connection, std::uint64_t id) {
       frame.mutable_demote()->set_address(address);
       break;
   }
-  const std::uint64_t connectionId = connection->id;
+  const std::uint64_t connectionId = connection->id();
   send(connection, frame, [this, connectionId, id](const wire::Frame* reply, const QString&) {
     if (!reply) {
       auto found = m_membershipOps.find(id);
@@ -805,7 +573,7 @@ void ClientCore::sendMembership(Connection* connection, std::uint64_t id) {
 void ClientCore::sendClose(Connection* connection) {
   wire::Frame frame;
   frame.mutable_close_session()->set_session_id(m_sessionId.load());
-  const std::uint64_t connectionId = connection->id;
+  const std::uint64_t connectionId = connection->id();
   m_closeSentConnection = connectionId;
   send(connection, frame, [this, connectionId](const wire::Frame* reply, const QString&) {
     if (m_closeSentConnection == connectionId) m_closeSentConnection = 0;
@@ -896,7 +664,7 @@ QString ClientCore::describeAnswer(std::uint64_t connectionId, wire::Status stat
                                    const std::string& error) const {
   const Connection* c = findConnection(connectionId);
   return QStringLiteral("%1 answered %2 %3")
-      .arg(c ? c->address : QString(), statusName(status), text(error));
+      .arg(c ? c->address() : QString(), statusName(status), text(error));
 }
 
 void ClientCore::leaderRefused(std::uint64_t connectionId, wire::Status status,
@@ -967,7 +735,7 @@ void ClientCore::onQueryReply(std::uint64_t connectionId, std::uint64_t id,
       }
       if (const Connection* c = findConnection(connectionId);
           connectionId != m_leaderConnection && c) {
-        m_failedFollowers.insert(c->address);
+        m_failedFollowers.insert(c->address());
       }
       m_lastError = error;
       query.retryLater = true;
@@ -1505,12 +1273,8 @@ void ClientCore::tryStatus(std::shared_ptr<StatusAttempt> attempt) {
       attempt->callback(toStatus(reply->status_reply()));
     });
   };
-  Connection* connection = connectionTo(attempt->address);
-  if (connection->state == Connection::State::Open) {
-    ask(connection);
-    return;
-  }
-  connection->waiters.push_back([ask, failed](Connection* opened, const QString& error) {
+  connectionTo(attempt->address)->whenOpen(this, [ask, failed](Connection* opened,
+                                                                 const QString& error) {
     if (opened) {
       ask(opened);
     } else {

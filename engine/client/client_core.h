@@ -18,9 +18,9 @@
 #include <QStringList>
 
 #include "engine/client/client.h"
+#include "engine/client/shared_connection.h"
 #include "engine/protocol/framing.h"
 
-class QTcpSocket;
 class QTimer;
 
 namespace copycat::client {
@@ -44,7 +44,7 @@ struct ClientOptions {
 /// leader discovery, the session, command sequencing and resending, queries,
 /// events and administration requests. Every method except the thread-safe
 /// ones noted below must be called on the core's thread (Client posts them).
-class ClientCore : public QObject {
+class ClientCore : public QObject, private SharedConnection::User {
   Q_OBJECT
 
  public:
@@ -70,8 +70,8 @@ class ClientCore : public QObject {
   Index lastIndex() const { return m_lastIndex.load(); }
 
  private:
-  struct Connection;
-  using ReplyHandler = std::function<void(const wire::Frame* reply, const QString& error)>;
+  using Connection = SharedConnection;
+  using ReplyHandler = SharedConnection::ReplyHandler;
   using Clock = std::chrono::steady_clock;
 
   enum class SessionState : std::uint8_t { None, Registering, Open, Expired, Closing, Closed };
@@ -123,9 +123,13 @@ class ClientCore : public QObject {
   // Connections.
   Connection* connectionTo(const QString& address);
   Connection* findConnection(std::uint64_t id) const;
-  Connection* openConnection(const QString& address) const;
-  void onReadyRead(std::uint64_t id);
-  void handleFrame(Connection* connection, wire::Frame& frame);
+  void connectionOpened(SharedConnection& connection) override;
+  void connectionClosed(SharedConnection& connection, const QString& error) override;
+  void sessionEvent(const wire::SessionEvent& event) override;
+  /// Stops tracking `connection` (the leader channel fails over when it was
+  /// the leader's).
+  void forgetConnection(Connection* connection, const QString& error);
+  /// This client stops using `connection`; its requests on it fail.
   void closeConnection(Connection* connection, const QString& error);
   void send(Connection* connection, wire::Frame& frame, ReplyHandler handler);
 
@@ -199,13 +203,13 @@ class ClientCore : public QObject {
   void armExpiryTimer();
 
   ClientOptions m_options;
-  protocol::FrameEncoder m_encoder;
-  std::map<std::uint64_t, std::unique_ptr<Connection>> m_connections;
+  /// The connections this client uses, by id (shared with the other clients
+  /// of its thread).
+  std::map<std::uint64_t, std::shared_ptr<Connection>> m_connections;
   /// Closed connections, deleted once the event loop runs again (callers up
   /// the stack may still hold them).
-  std::vector<std::unique_ptr<Connection>> m_graveyard;
+  std::vector<std::shared_ptr<Connection>> m_graveyard;
   std::vector<std::weak_ptr<StatusAttempt>> m_statusAttempts;
-  std::uint64_t m_nextConnectionId = 1;
   QStringList m_members;
   int m_memberCursor = 0;
 
