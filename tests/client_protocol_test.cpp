@@ -77,6 +77,8 @@ class FakeServer {
   int count(wire::Frame::BodyCase body) const { return static_cast<int>(framesOf(body).size()); }
 
   void sendFrame(Conn& conn, const wire::Frame& frame) { m_transport.send(conn, frame); }
+  /// Connections accepted so far, open or not.
+  std::size_t connectionCount() const { return m_transport.connections().size(); }
 
   void pushEvent(std::uint64_t previous, std::uint64_t index, const std::string& payload,
                  const std::string& name = "ev") {
@@ -301,6 +303,131 @@ class ClientProtocolTest : public QObject {
     QVERIFY(await(second->close()).ok());
     QCOMPARE(server.count(wire::Frame::kRegisterSession), 2);
     QCOMPARE(server.count(wire::Frame::kCommand), 3);
+  }
+
+  // Clients on one event thread reach a server through one connection: each
+  // gets its own replies and its own session's events, one leaving does not
+  // disturb the other, and a client of another cluster gets its own
+  // connection.
+  void clientsOnOneThreadShareAConnection() {
+    FakeServer server("c1");
+    std::uint64_t nextSession = 7;
+    server.hook = [&](FakeServer::Conn& conn, const wire::Frame& frame) {
+      wire::Frame reply;
+      switch (frame.body_case()) {
+        case wire::Frame::kRegisterSession:
+          server.sessionId = nextSession++;
+          server.answer(conn, frame);
+          return true;
+        case wire::Frame::kKeepAlive: {
+          wire::KeepAliveReply* r = reply.mutable_keep_alive_reply();
+          r->set_request_id(frame.keep_alive().request_id());
+          r->set_status(wire::STATUS_OK);
+          break;
+        }
+        case wire::Frame::kCommand: {
+          wire::OperationReply* r = reply.mutable_operation_reply();
+          r->set_request_id(frame.command().request_id());
+          r->set_status(wire::STATUS_OK);
+          r->set_index(100 + frame.command().sequence());
+          r->set_result(copycat::encodeObject(
+              std::optional<std::string>("s" + std::to_string(frame.command().session_id()) +
+                                         "-r" + std::to_string(frame.command().sequence()))));
+          break;
+        }
+        default:
+          return false;
+      }
+      server.sendFrame(conn, reply);
+      return true;
+    };
+    auto thread = std::make_shared<copycat::client::ClientThread>();
+    auto first = builderFor({server.address()}).withClusterId("c1").withEventThread(thread).build();
+    auto second =
+        builderFor({server.address()}).withClusterId("c1").withEventThread(thread).build();
+    QVERIFY(await(first->connect()).ok());
+    QVERIFY(await(second->connect()).ok());
+    QCOMPARE(first->session(), 7u);
+    QCOMPARE(second->session(), 8u);
+    QCOMPARE(server.count(wire::Frame::kHandshake), 1);
+
+    std::vector<QFuture<Expected<std::optional<std::string>>>> firstResults;
+    std::vector<QFuture<Expected<std::optional<std::string>>>> secondResults;
+    for (int i = 0; i < 20; ++i) {
+      firstResults.push_back(first->submit(PutCommand("a", std::to_string(i))));
+      secondResults.push_back(second->submit(PutCommand("b", std::to_string(i))));
+    }
+    for (int i = 0; i < 20; ++i) {
+      const auto a = await(firstResults[static_cast<std::size_t>(i)]);
+      const auto b = await(secondResults[static_cast<std::size_t>(i)]);
+      QVERIFY(a.ok() && b.ok());
+      QCOMPARE(a.value(), std::optional<std::string>("s7-r" + std::to_string(i + 1)));
+      QCOMPARE(b.value(), std::optional<std::string>("s8-r" + std::to_string(i + 1)));
+    }
+    for (const wire::Frame& command : server.framesOf(wire::Frame::kCommand)) {
+      QVERIFY(command.command().session_id() == 7 || command.command().session_id() == 8);
+    }
+    QCOMPARE(server.connectionCount(), 1u);
+
+    std::mutex mutex;
+    std::vector<std::string> firstEvents;
+    std::vector<std::string> secondEvents;
+    first->onEvent("ev", [&](const std::string& payload) {
+      std::lock_guard lock(mutex);
+      firstEvents.push_back(payload);
+    });
+    second->onEvent("ev", [&](const std::string& payload) {
+      std::lock_guard lock(mutex);
+      secondEvents.push_back(payload);
+    });
+    const auto pushTo = [&](std::uint64_t session, const std::string& payload) {
+      wire::Frame frame;
+      wire::SessionEvent* event = frame.mutable_session_event();
+      event->set_session_id(session);
+      event->set_previous_index(0);
+      event->set_event_index(1);
+      event->set_name("ev");
+      event->set_payload(payload);
+      server.sendFrame(*server.lastOpen(), frame);
+    };
+    pushTo(8, "for-second");
+    pushTo(7, "for-first");
+    QVERIFY(waitUntil([&] {
+      std::lock_guard lock(mutex);
+      return firstEvents.size() == 1 && secondEvents.size() == 1;
+    }));
+    {
+      std::lock_guard lock(mutex);
+      QCOMPARE(firstEvents, std::vector<std::string>{"for-first"});
+      QCOMPARE(secondEvents, std::vector<std::string>{"for-second"});
+    }
+
+    // Another cluster id: a connection of its own, refused without harm to
+    // the shared one.
+    auto stranger = builderFor({server.address()})
+                        .withClusterId("elsewhere")
+                        .withEventThread(thread)
+                        .withConnectionStrategy(ConnectionStrategy::once())
+                        .build();
+    const Expected<void> refused = await(stranger->connect());
+    QVERIFY(!refused.ok());
+    QVERIFY2(refused.error().message.find("rejected the handshake") != std::string::npos,
+             refused.error().message.c_str());
+    QCOMPARE(server.connectionCount(), 2u);
+
+    first.reset();
+    QCOMPARE(await(second->submit(PutCommand("b", "x"))).value(),
+             std::optional<std::string>("s8-r21"));
+    QCOMPARE(server.connectionCount(), 2u);
+    QCOMPARE(server.count(wire::Frame::kHandshake), 2);
+
+    // The server drops the shared connection: the remaining client
+    // reconnects and goes on.
+    server.dropAll();
+    QCOMPARE(await(second->submit(PutCommand("b", "y"))).value(),
+             std::optional<std::string>("s8-r22"));
+    QCOMPARE(server.connectionCount(), 3u);
+    QVERIFY(await(second->close()).ok());
   }
 
   void wrongClusterIsRejectedWithAClearError() {

@@ -1273,14 +1273,14 @@ void ClientCore::tryStatus(std::shared_ptr<StatusAttempt> attempt) {
       attempt->callback(toStatus(reply->status_reply()));
     });
   };
-  connectionTo(attempt->address)->whenOpen(this, [ask, failed](Connection* opened,
-                                                                 const QString& error) {
-    if (opened) {
-      ask(opened);
-    } else {
-      failed(error);
-    }
-  });
+  connectionTo(attempt->address)
+      ->whenOpen(this, [ask, failed](Connection* opened, const QString& error) {
+        if (opened) {
+          ask(opened);
+        } else {
+          failed(error);
+        }
+      });
 }
 
 void ClientCore::shutdown() {

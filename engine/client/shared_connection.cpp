@@ -200,8 +200,7 @@ void SharedConnection::onReadyRead() {
     const std::string reply = m_encoder.encode(m_decoder.errorFrame());
     m_socket->write(reply.data(), static_cast<qint64>(reply.size()));
     m_socket->flush();
-    close(QStringLiteral("bad frame from %1: %2")
-              .arg(m_settings.address, text(m_decoder.error())));
+    close(QStringLiteral("bad frame from %1: %2").arg(m_settings.address, text(m_decoder.error())));
   }
 }
 
@@ -226,9 +225,9 @@ void SharedConnection::handleFrame(wire::Frame& frame) {
         return;
       }
       if (reply.protocol_version() != protocol::kProtocolVersion) {
-        protocolError(wire::ERROR_CODE_UNEXPECTED_MESSAGE,
-                      "the server speaks protocol version " +
-                          std::to_string(reply.protocol_version()));
+        protocolError(
+            wire::ERROR_CODE_UNEXPECTED_MESSAGE,
+            "the server speaks protocol version " + std::to_string(reply.protocol_version()));
         return;
       }
       m_state = State::Open;
@@ -346,7 +345,8 @@ void SharedConnection::close(const QString& error) {
   for (User* user : users) {
     user->connectionClosed(*this, error);
     for (auto& [requestId, pending] : replies) {
-      if (pending.user == user && pending.handler) std::exchange(pending.handler, {})(nullptr, error);
+      if (pending.user == user && pending.handler)
+        std::exchange(pending.handler, {})(nullptr, error);
     }
     for (PendingWaiter& waiter : waiters) {
       if (waiter.user == user && waiter.waiter) std::exchange(waiter.waiter, {})(nullptr, error);
