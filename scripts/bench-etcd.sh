@@ -12,6 +12,9 @@
 #   BENCH_CLIENTS   client counts for the put runs (default "1 16 64 100")
 #   BENCH_READ_CLIENTS  client count for the read runs (default 16)
 #   BENCH_KEYS      key space (default 10000)
+#   BENCH_ETCD_CONNS  clientv3 clients (connections) the client goroutines share
+#                   (default 2: as many as copycat-bench's client threads, each of
+#                   which reaches a server over one connection); 0: one per client
 #   BENCH_DIR       parent of the temporary data dir (default: $TMPDIR or /tmp);
 #                   must not be a tmpfs, or fsync means nothing
 #   BENCH_KEEP=1    keep the data dir and etcd logs
@@ -29,6 +32,7 @@ warmup=${BENCH_WARMUP:-2}
 put_clients=${BENCH_CLIENTS:-1 16 64 100}
 read_clients=${BENCH_READ_CLIENTS:-16}
 keys=${BENCH_KEYS:-10000}
+conns=${BENCH_ETCD_CONNS:-2}
 parent=${BENCH_DIR:-${TMPDIR:-/tmp}}
 script_start=$(date +%s)
 
@@ -159,7 +163,7 @@ run() { # op clients [driver flags...]
   # In the background + wait, so that a signal to this script is handled at once.
   timeout $((warmup + seconds + 180)) "$work/driver" --endpoints "$endpoints" --op "$op" \
     --clients "$clients" --duration "${seconds}s" --warmup "${warmup}s" --value-bytes 256 \
-    --keys "$keys" --machine-json "$machine" "$@" >"$work/run.json" &
+    --keys "$keys" --conns "$conns" --machine-json "$machine" "$@" >"$work/run.json" &
   drv=$!
   wait "$drv"
   drv=
