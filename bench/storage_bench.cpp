@@ -194,12 +194,13 @@ void BM_RawSequential(benchmark::State& state) { rawAppendSync(state, state.rang
 
 // ---- the log's write path --------------------------------------------------
 
-void persistBatches(benchmark::State& state, bool withHardState) {
+void persistBatches(benchmark::State& state, bool withHardState, bool zeroAhead = true) {
   const auto count = static_cast<std::size_t>(state.range(0));
   const std::string directory = freshDir("persist");
   try {
     StorageOptions options;
     options.directory = directory;
+    if (!zeroAhead) options.log.zeroAheadBytes = 0;
     DiskStorage storage(options);
     Ready ready;
     ready.entries = makeBatch(count);
@@ -222,6 +223,9 @@ void persistBatches(benchmark::State& state, bool withHardState) {
 }
 
 void BM_Persist(benchmark::State& state) { persistBatches(state, false); }
+/// The same with the log's zero-ahead writes off (preallocated blocks are then
+/// first written by the appends themselves).
+void BM_PersistFallocatedOnly(benchmark::State& state) { persistBatches(state, false, false); }
 void BM_PersistWithHardState(benchmark::State& state) { persistBatches(state, true); }
 
 // ---- opening a big log -----------------------------------------------------
@@ -303,6 +307,13 @@ BENCHMARK(BM_Persist)
     ->Arg(1)
     ->Arg(16)
     ->Arg(256)
+    ->UseRealTime()
+    ->MinTime(kSyncMinTime)
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_PersistFallocatedOnly)
+    ->ArgName("batch")
+    ->Arg(1)
+    ->Arg(16)
     ->UseRealTime()
     ->MinTime(kSyncMinTime)
     ->Unit(benchmark::kMillisecond);

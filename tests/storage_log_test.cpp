@@ -5,10 +5,12 @@
 #include <string>
 #include <vector>
 
+#include <QFileInfo>
 #include <QTemporaryDir>
 #include <QTest>
 
 #include "engine/storage/file_system.h"
+#include "engine/storage/format.h"
 #include "engine/storage/segmented_log.h"
 #include "tests/storage_test_util.h"
 
@@ -195,6 +197,55 @@ class StorageLogTest : public QObject {
   // The newest entries are served from memory, and what they answer is what
   // the file answers: after conflicting appends, truncation, compaction and a
   // reset, and with a byte limit.
+  // Appends write real zeros ahead of themselves (in the same write), up to
+  // the segment's end, and the zeros read back as preallocated space.
+  void appendsWriteZerosAhead() {
+    QTemporaryDir dir;
+    const std::string path = dir.path().toStdString();
+    CountingFileSystem counting(PosixFileSystem::instance());
+    SegmentedLogOptions options;
+    options.maxSegmentBytes = 64 * 1024;
+    options.zeroAheadBytes = 16 * 1024;
+    const std::uint64_t frame = copycat::storage::format::frameSize(makeEntry(1, 1));
+    std::vector<Entry> expected;
+    {
+      SegmentedLog log(counting, path, options);
+      const std::uint64_t before = counting.bytesWritten();
+      expected = makeEntries(1, 1, 1);
+      log.append(expected);
+      // The first frame and 16 KiB of zeros after it.
+      QCOMPARE(counting.bytesWritten() - before, frame + options.zeroAheadBytes);
+      // Appends inside the first half of the zeroed run write just their frames.
+      const std::uint64_t afterFirst = counting.bytesWritten();
+      std::vector<Entry> more = makeEntries(2, 11, 1);
+      log.append(more);
+      expected.insert(expected.end(), more.begin(), more.end());
+      QCOMPARE(counting.bytesWritten() - afterFirst, 10 * frame);
+      // Up to the segment's end and never beyond it: the segment holds
+      // (64 KiB - header) / frame entries, the next starts a new file.
+      Index next = 12;
+      while (log.segmentCount() == 1) {
+        std::vector<Entry> entry = makeEntries(next, next, 1);
+        log.append(entry);
+        expected.push_back(entry.front());
+        ++next;
+      }
+      QVERIFY(QFileInfo(QString::fromStdString(path) + "/" +
+                        QString::fromStdString(copycat::storage::format::segmentFileName(1)))
+                  .size() <= static_cast<qint64>(options.maxSegmentBytes));
+    }
+    SegmentedLog reopened(PosixFileSystem::instance(), path, options);
+    verifyLog(reopened, expected);
+    // Off: only frames are written.
+    QTemporaryDir other;
+    CountingFileSystem plain(PosixFileSystem::instance());
+    options.zeroAheadBytes = 0;
+    SegmentedLog log(plain, other.path().toStdString(), options);
+    const std::uint64_t before = plain.bytesWritten();
+    log.append(makeEntries(1, 3, 1));
+    QCOMPARE(plain.bytesWritten() - before, 3 * frame);
+  }
+
   void tailCacheAnswersLikeTheFile() {
     QTemporaryDir dir;
     const std::string path = dir.path().toStdString();

@@ -200,8 +200,8 @@ void PosixFileSystem::createDirectories(const std::string& directory) {
 class CountingFileSystem::CountingFile : public File {
  public:
   CountingFile(std::unique_ptr<File> inner, std::atomic<std::uint64_t>& syncs,
-               std::atomic<std::uint64_t>& reads)
-      : m_inner(std::move(inner)), m_syncs(syncs), m_reads(reads) {}
+               std::atomic<std::uint64_t>& reads, std::atomic<std::uint64_t>& written)
+      : m_inner(std::move(inner)), m_syncs(syncs), m_reads(reads), m_written(written) {}
   const std::string& path() const override { return m_inner->path(); }
   std::uint64_t size() const override { return m_inner->size(); }
   std::size_t pread(void* buffer, std::size_t length, std::uint64_t offset) const override {
@@ -210,6 +210,7 @@ class CountingFileSystem::CountingFile : public File {
   }
   void pwrite(const void* buffer, std::size_t length, std::uint64_t offset) override {
     m_inner->pwrite(buffer, length, offset);
+    m_written.fetch_add(length, std::memory_order_relaxed);
   }
   void truncate(std::uint64_t size) override { m_inner->truncate(size); }
   bool reserve(std::uint64_t size) override { return m_inner->reserve(size); }
@@ -225,10 +226,12 @@ class CountingFileSystem::CountingFile : public File {
   std::unique_ptr<File> m_inner;
   std::atomic<std::uint64_t>& m_syncs;
   std::atomic<std::uint64_t>& m_reads;
+  std::atomic<std::uint64_t>& m_written;
 };
 
 std::unique_ptr<File> CountingFileSystem::open(const std::string& path, OpenMode mode) {
-  return std::make_unique<CountingFile>(m_inner.open(path, mode), m_fileSyncs, m_fileReads);
+  return std::make_unique<CountingFile>(m_inner.open(path, mode), m_fileSyncs, m_fileReads,
+                                        m_bytesWritten);
 }
 
 void CountingFileSystem::syncDirectory(const std::string& directory) {

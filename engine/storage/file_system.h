@@ -107,6 +107,8 @@ class CountingFileSystem : public FileSystem {
   std::uint64_t directorySyncs() const { return m_directorySyncs.load(std::memory_order_relaxed); }
   /// pread calls on files opened through this file system.
   std::uint64_t fileReads() const { return m_fileReads.load(std::memory_order_relaxed); }
+  /// Bytes passed to pwrite on files opened through this file system.
+  std::uint64_t bytesWritten() const { return m_bytesWritten.load(std::memory_order_relaxed); }
 
  private:
   class CountingFile;
@@ -115,6 +117,7 @@ class CountingFileSystem : public FileSystem {
   std::atomic<std::uint64_t> m_fileSyncs{0};
   std::atomic<std::uint64_t> m_directorySyncs{0};
   std::atomic<std::uint64_t> m_fileReads{0};
+  std::atomic<std::uint64_t> m_bytesWritten{0};
 };
 
 /// "directory/name" (no doubled slash).

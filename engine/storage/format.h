@@ -37,13 +37,14 @@
  *   renamed and the directory synced, so a segment file always has a valid
  *   header. The newest segment is preallocated (fallocate) to the maximum
  *   segment size: its unused end is zero bytes, so that an append's
- *   fdatasync need not change the file size; a segment is trimmed to its last
- *   frame (truncate, fdatasync) before the next one is created. Entries are
- *   appended in batches, one write and one fdatasync per batch and segment
- *   touched (group commit); the previous segment is synced before a new one
- *   is started. Whole segments are removed newest first
- *   (suffix truncation) or oldest first (compaction), each removal followed
- *   by a directory fsync, so a crash never leaves a gap between segments.
+ *   fdatasync need not change the file size. Appends also write real zeros
+ *   up to 1 MiB ahead of themselves (in the same write), so that a sync rarely
+ *   has to record newly written extents; zeros read the same either way. A segment is trimmed to
+ * its last frame (truncate, fdatasync) before the next one is created. Entries are appended in
+ * batches, one write and one fdatasync per batch and segment touched (group commit); the previous
+ * segment is synced before a new one is started. Whole segments are removed newest first (suffix
+ * truncation) or oldest first (compaction), each removal followed by a directory fsync, so a crash
+ * never leaves a gap between segments.
  *
  * META FILE = two 512-byte slots at offsets 0 and 512.
  *   slot:    0 u64 magic "CCATMETA"  8 u32 format version (1)  12 u32 cluster

@@ -211,6 +211,7 @@ void SegmentedLog::createSegment(std::uint64_t id, Index firstIndex, Term prevTe
   m_fs.syncDirectory(m_directory);
   segment.file = m_fs.open(segment.path, OpenMode::Existing);
   segment.end = format::kSegmentHeaderSize;
+  segment.zeroedEnd = segment.end;
   preallocate(segment);
   m_segments.push_back(std::move(segment));
 }
@@ -405,6 +406,14 @@ std::shared_ptr<File> SegmentedLog::write(const std::vector<Entry>& batch, bool 
         ++count;
         ++i;
       }
+      if (m_options.preallocate && m_options.zeroAheadBytes > 0 &&
+          segment->zeroedEnd < m_options.maxSegmentBytes &&
+          end + m_options.zeroAheadBytes / 2 > segment->zeroedEnd) {
+        const std::uint64_t zeroedEnd =
+            std::min(m_options.maxSegmentBytes, end + m_options.zeroAheadBytes);
+        if (zeroedEnd > end) buffer.resize(buffer.size() + (zeroedEnd - end), '\0');
+        segment->zeroedEnd = std::max(zeroedEnd, end);
+      }
       segment->file->pwrite(buffer.data(), buffer.size(), segment->end);
       if (syncLast) {
         segment->file->sync();
@@ -439,6 +448,7 @@ void SegmentedLog::truncateSuffix(Index from) {
       segment.file->sync();
       segment.positions.resize(keep);
       segment.end = offset;
+      segment.zeroedEnd = offset;
       preallocate(segment);
     }
   });
