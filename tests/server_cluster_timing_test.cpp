@@ -304,13 +304,14 @@ class ServerClusterTimingTest : public QObject {
 
   void persistFailureStopsOnlyThatNode() {
     QFETCH(bool, syncFails);
-    // Node 3 writes through a file layer that runs out of space, or whose
-    // 40th sync (past the start-up's) fails.
+    // Node 3 writes through a file layer that runs out of space (past the
+    // start-up's writes, which zero the log's first MiB ahead), or whose 40th
+    // sync (past the start-up's) fails.
     copycat::storage::CrashableFileSystem fileSystem;
     if (syncFails) {
       fileSystem.failSyncNumber(40);
     } else {
-      fileSystem.failWritesAfterBytes(256 * 1024);
+      fileSystem.failWritesAfterBytes(1536 * 1024);
     }
     Cluster cluster(true, 3, [&fileSystem](NodeId id, ServerConfig& config) {
       if (id == 3) config.fileSystem = &fileSystem;
