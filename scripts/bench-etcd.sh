@@ -176,13 +176,18 @@ run get-serializable "$read_clients" --fill=false  # keys already written
 mv "$out.tmp" "$out"
 
 # ---- report ---------------------------------------------------------------------
+if ((conns > 0)); then
+  conns_text="the closed-loop clients share $conns clientv3 clients (TCP connections; fewer when there are fewer clients)"
+else
+  conns_text="one clientv3 client (TCP connection) per closed-loop client"
+fi
 cat <<EOF
 
 ## etcd $etcd_ver, 3 members on 127.0.0.1 (default durable WAL), $(date -u +%Y-%m-%dT%H:%MZ)
 
 - machine: $(nproc) cores, $cpu, kernel $(uname -r)
 - disk of the data dir: $disk
-- driver: bench/etcd/driver.go built with $go_ver (GOPATH mode, Debian sources); one clientv3 client (TCP connection) per closed-loop client, all to the leader
+- driver: bench/etcd/driver.go built with $go_ver (GOPATH mode, Debian sources); the closed-loop clients share \$( ((conns > 0)) && echo "$conns clientv3 clients (TCP connections)" || echo 'nothing: one clientv3 client (TCP connection) each'), all to the leader
 - each run: ${warmup} s warm-up, ${seconds} s measured, 256-byte values, 8-byte keys over $keys keys
 - load average before: $load_before, after: $(cut -d' ' -f1-3 /proc/loadavg)
 - command: scripts/bench-etcd.sh $out  (BENCH_SECONDS=$seconds BENCH_WARMUP=$warmup)
