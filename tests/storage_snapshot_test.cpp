@@ -1,6 +1,7 @@
 // SnapshotStore: durable writes, retention, chunked reads and receives, and
 // crashes at every step of writing a snapshot.
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -70,6 +71,37 @@ class StorageSnapshotTest : public QObject {
     SnapshotStore store(PosixFileSystem::instance(), path);
     QCOMPARE(store.latest(), (SnapshotMeta{30, 2, {{1, 2, 3}, {4}}, 3000}));
     QCOMPARE(store.readAll(), data(3000, 3));
+  }
+
+  // With a background runner, superseded files are removed by the job it
+  // was given, in order; until the job runs they are still there, and a
+  // store opened meanwhile prunes them itself.
+  void supersededFilesAreRemovedInTheBackground() {
+    QTemporaryDir dir;
+    const std::string path = dir.path().toStdString();
+    std::vector<std::function<void()>> jobs;
+    SnapshotStore store(PosixFileSystem::instance(), path, 1, {},
+                        [&jobs](std::function<void()> job) { jobs.push_back(std::move(job)); });
+    store.write(meta(10, 1), data(5000, 1));
+    QVERIFY(jobs.empty());
+    store.write(meta(20, 2), data(7000, 2));
+    store.write(meta(30, 2), data(3000, 3));
+    QCOMPARE(jobs.size(), std::size_t(2));
+    QCOMPARE(store.snapshots().size(), std::size_t(1));
+    QCOMPARE(filesIn(path).size(), 3);
+    {
+      SnapshotStore reopened(PosixFileSystem::instance(), path, 1);
+      QCOMPARE(reopened.latest().index, copycat::raft::Index(30));
+      QCOMPARE(filesIn(path).size(), 1);
+    }
+    store.write(meta(40, 2), data(1000, 4));
+    QCOMPARE(jobs.size(), std::size_t(3));
+    // The first two jobs find their files gone already (at most a warning).
+    for (const auto& job : jobs) job();
+    QCOMPARE(
+        filesIn(path),
+        QStringList{QString::fromStdString(copycat::storage::format::snapshotFileName(40, 2))});
+    QCOMPARE(store.readAll(), data(1000, 4));
   }
 
   void receiveInChunks() {

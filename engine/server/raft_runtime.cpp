@@ -46,6 +46,7 @@ RaftRuntime::RaftRuntime(const ServerConfig& config, RuntimeCallbacks callbacks,
 
 RaftRuntime::~RaftRuntime() {
   if (m_syncPool) m_syncPool->waitForDone();
+  if (m_cleanupPool) m_cleanupPool->waitForDone();
 }
 
 bool RaftRuntime::start() {
@@ -61,6 +62,11 @@ bool RaftRuntime::start() {
   m_syncPool = std::make_unique<QThreadPool>();
   m_syncPool->setMaxThreadCount(2);
   m_syncPool->setExpiryTimeout(-1);
+  m_cleanupPool = std::make_unique<QThreadPool>();
+  m_cleanupPool->setMaxThreadCount(1);
+  options.background = [pool = m_cleanupPool.get()](std::function<void()> job) {
+    pool->start(std::move(job));
+  };
   try {
     m_storage = storage::openStorage(options);
   } catch (const std::exception& error) {
@@ -141,8 +147,9 @@ bool RaftRuntime::start() {
 }
 
 void RaftRuntime::shutdown() {
-  // A sync in flight uses the storage's files: let it finish first.
+  // A sync or a removal in flight uses the storage's files: let it finish first.
   if (m_syncPool) m_syncPool->waitForDone();
+  if (m_cleanupPool) m_cleanupPool->waitForDone();
   m_syncing.reset();
   m_pendingSnapshot.reset();
   m_writingSnapshot = false;

@@ -240,6 +240,9 @@ class RaftRuntime : public QObject {
   /// Two threads: the data syncs of Ready batches, one at a time, and the
   /// writes of local snapshots, one at a time.
   std::unique_ptr<QThreadPool> m_syncPool;
+  /// One thread: storage work nothing waits for (removing superseded
+  /// snapshot files), so that it never delays a sync or this thread.
+  std::unique_ptr<QThreadPool> m_cleanupPool;
   /// The batch whose sync is in flight (the core has no other outstanding).
   std::optional<raft::Ready> m_syncing;
   std::vector<raft::NodeId> m_unreachable;

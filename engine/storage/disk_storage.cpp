@@ -38,7 +38,8 @@ DiskStorage::DiskStorage(const StorageOptions& options)
   const bool metaExists = m_fs->exists(metaPath);
 
   m_snapshots = std::make_unique<SnapshotStore>(*m_fs, joinPath(m_options.directory, "snapshots"),
-                                                m_options.keepSnapshots, m_options.warn);
+                                                m_options.keepSnapshots, m_options.warn,
+                                                m_options.background);
   const SnapshotMeta snapshot = m_snapshots->latest();
   m_log = std::make_unique<SegmentedLog>(*m_fs, joinPath(m_options.directory, "log"), m_options.log,
                                          snapshot.index + 1, snapshot.term);

@@ -32,6 +32,9 @@ struct StorageOptions {
   std::size_t keepSnapshots = 2;
   /// Receives recovery warnings of every component; null prints to stderr.
   WarningSink warn;
+  /// Disk: removes superseded snapshot files off the calling thread (the
+  /// runner and the file system must outlive the storage's jobs).
+  BackgroundRunner background;
   /// When set, a directory of another cluster is refused and a fresh one is
   /// stamped with it.
   std::string clusterId;

@@ -18,6 +18,14 @@ using raft::SnapshotMeta;
 
 namespace {
 
+void emitWarning(const WarningSink& sink, const std::string& message) {
+  if (sink) {
+    sink(message);
+  } else {
+    std::cerr << "copycat storage warning: " << message << '\n';
+  }
+}
+
 constexpr std::size_t kReadChunk = 1 << 20;
 /// A snapshot being received is handed to the disk in pieces of this size
 /// while the rest arrives, so that the sync before installing it is short.
@@ -85,11 +93,12 @@ struct SnapshotStore::Receive {
 };
 
 SnapshotStore::SnapshotStore(FileSystem& fs, std::string directory, std::size_t keep,
-                             WarningSink warnSink)
+                             WarningSink warnSink, BackgroundRunner background)
     : m_fs(fs),
       m_directory(std::move(directory)),
       m_keep(std::max<std::size_t>(keep, 1)),
-      m_warn(std::move(warnSink)) {
+      m_warn(std::move(warnSink)),
+      m_background(std::move(background)) {
   while (m_directory.size() > 1 && m_directory.back() == '/') m_directory.pop_back();
   m_fs.createDirectories(m_directory);
   bool changed = false;
@@ -120,13 +129,7 @@ SnapshotStore::SnapshotStore(FileSystem& fs, std::string directory, std::size_t 
 
 SnapshotStore::~SnapshotStore() = default;
 
-void SnapshotStore::warn(const std::string& message) const {
-  if (m_warn) {
-    m_warn(message);
-  } else {
-    std::cerr << "copycat storage warning: " << message << '\n';
-  }
-}
+void SnapshotStore::warn(const std::string& message) const { emitWarning(m_warn, message); }
 
 std::optional<SnapshotStore::SnapshotFile> SnapshotStore::verify(const std::string& path) const {
   std::unique_ptr<File> file = m_fs.open(path, OpenMode::Existing);
@@ -219,9 +222,28 @@ void SnapshotStore::discard(const SnapshotFile& prepared) {
 void SnapshotStore::prune() {
   if (m_snapshots.size() <= m_keep) return;
   const std::size_t drop = m_snapshots.size() - m_keep;
-  for (std::size_t i = 0; i < drop; ++i) m_fs.remove(m_snapshots[i].path);
+  std::vector<std::string> superseded;
+  for (std::size_t i = 0; i < drop; ++i) superseded.push_back(m_snapshots[i].path);
   m_snapshots.erase(m_snapshots.begin(), m_snapshots.begin() + static_cast<std::ptrdiff_t>(drop));
-  m_fs.syncDirectory(m_directory);
+  // Nothing reads a superseded file any more, and a crash before its removal
+  // only leaves it for the next open to prune.
+  auto removal = [&fs = m_fs, directory = m_directory, warnSink = m_warn,
+                  superseded = std::move(superseded)] {
+    const auto attempt = [&warnSink](const auto& step) {
+      try {
+        step();
+      } catch (const std::exception& error) {
+        emitWarning(warnSink, std::string("cannot remove a superseded snapshot: ") + error.what());
+      }
+    };
+    for (const std::string& path : superseded) attempt([&] { fs.remove(path); });
+    attempt([&] { fs.syncDirectory(directory); });
+  };
+  if (m_background) {
+    m_background(std::move(removal));
+  } else {
+    removal();
+  }
 }
 
 std::string SnapshotStore::readChunk(std::uint64_t offset, std::size_t maxBytes) const {

@@ -26,7 +26,10 @@ namespace copycat::storage {
 /// thread-safe.
 class SnapshotStore {
  public:
-  SnapshotStore(FileSystem& fs, std::string directory, std::size_t keep = 2, WarningSink warn = {});
+  /// Superseded snapshot files are removed through `background` (their
+  /// removal can take milliseconds of file system work).
+  SnapshotStore(FileSystem& fs, std::string directory, std::size_t keep = 2, WarningSink warn = {},
+                BackgroundRunner background = {});
   ~SnapshotStore();
   SnapshotStore(const SnapshotStore&) = delete;
   SnapshotStore& operator=(const SnapshotStore&) = delete;
@@ -99,6 +102,7 @@ class SnapshotStore {
   std::string m_directory;
   std::size_t m_keep;
   WarningSink m_warn;
+  BackgroundRunner m_background;
   std::vector<SnapshotFile> m_snapshots;  // sorted by (index, term)
   std::unique_ptr<File> m_latestFile;
   std::unique_ptr<Receive> m_receive;

@@ -26,4 +26,9 @@ class StorageError : public std::runtime_error {
 /// that stop the node; those are thrown as StorageError.
 using WarningSink = std::function<void(const std::string& message)>;
 
+/// Runs file work that nothing waits for (removing superseded files) away
+/// from the caller's thread, one job at a time, in the order given. Null:
+/// the work runs inline.
+using BackgroundRunner = std::function<void(std::function<void()> job)>;
+
 }  // namespace copycat::storage
