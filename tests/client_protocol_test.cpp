@@ -331,8 +331,8 @@ class ClientProtocolTest : public QObject {
           r->set_status(wire::STATUS_OK);
           r->set_index(100 + frame.command().sequence());
           r->set_result(copycat::encodeObject(
-              std::optional<std::string>("s" + std::to_string(frame.command().session_id()) +
-                                         "-r" + std::to_string(frame.command().sequence()))));
+              std::optional<std::string>("s" + std::to_string(frame.command().session_id()) + "-r" +
+                                         std::to_string(frame.command().sequence()))));
           break;
         }
         default:
@@ -547,6 +547,12 @@ class ClientProtocolTest : public QObject {
     server.dropAll();  // the reconnect resends command 3
     QVERIFY(await(third).ok());
     QVERIFY(waitUntil([&] { return hasKeepAlive(3, 1); }));
+    // Every command also acknowledges the results its client already has.
+    QVERIFY(await(client->submit(PutCommand("d", "4"))).ok());
+    for (const auto& frame : server.framesOf(wire::Frame::kCommand)) {
+      const std::uint64_t sequence = frame.command().sequence();
+      QCOMPARE(frame.command().acknowledged_sequence(), sequence == 4 ? 3u : sequence - 1);
+    }
   }
 
   void queryCarriesSequenceAndLastIndex() {

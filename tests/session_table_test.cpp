@@ -1,12 +1,19 @@
 // The replicated session table (engine/server/session_table.h): admission of
 // command sequence numbers, cached responses until acknowledged, expiry by
-// log time, event numbering, and its snapshot round trip with validation.
+// log time, event numbering, its snapshot round trip with validation, and
+// the executor forgetting what commands acknowledge.
 
 #include "engine/server/session_table.h"
 
+#include <map>
+#include <memory>
+#include <mutex>
+
 #include <QtTest>
 
+#include "engine/kv/map_state_machine.h"
 #include "engine/server/server_log.pb.h"
+#include "engine/server/state_machine_executor.h"
 
 using copycat::Error;
 using copycat::ErrorCode;
@@ -57,6 +64,76 @@ class SessionTableTest : public QObject {
     QCOMPARE(table.admit(1, 2, 30), Admission::Forgotten);
     QCOMPARE(table.admit(1, 3, 30), Admission::Duplicate);
     QVERIFY(!table.keepAlive(99, 0, 0, 30));
+  }
+
+  // A command's acknowledgement forgets responses like a keep-alive but does
+  // not count as activity of the session.
+  void acknowledgingForgetsWithoutRefreshing() {
+    SessionTable table;
+    table.open(1, "c", 1000, 0);
+    for (std::uint64_t sequence = 1; sequence <= 3; ++sequence) {
+      QCOMPARE(table.admit(1, sequence, 10), Admission::Apply);
+      table.record(1, sequence, result(std::to_string(sequence), sequence + 1));
+    }
+    table.acknowledge(1, 2);
+    table.acknowledge(99, 5);  // unknown: ignored
+    QCOMPARE(table.admit(1, 1, 10), Admission::Forgotten);
+    QCOMPARE(table.admit(1, 2, 10), Admission::Forgotten);
+    QCOMPARE(table.admit(1, 3, 10), Admission::Duplicate);
+    table.acknowledge(1, 3);
+    QCOMPARE(table.admit(1, 3, 10), Admission::Forgotten);
+    QCOMPARE(table.expire(1011), std::vector<copycat::SessionId>{1});
+  }
+
+  // The executor applies the acknowledgement a command carries before
+  // admitting it: a resent command whose result the client acknowledged is
+  // refused as forgotten, one it did not acknowledge gets its first result.
+  void executorForgetsWhatCommandsAcknowledge() {
+    using copycat::raft::Entry;
+    auto serializer = std::make_shared<copycat::Serializer>();
+    copycat::kv::registerKvOperations(*serializer);
+    copycat::server::StateMachineExecutor executor(std::make_unique<copycat::kv::MapStateMachine>(),
+                                                   serializer, 0, {});
+    executor.start();
+    std::mutex mutex;
+    std::map<copycat::Index, Outcome> outcomes;
+    const auto enqueue = [&](copycat::Index index, std::string data) {
+      executor.enqueueWaiter(index, 1, [&mutex, &outcomes, index](Outcome outcome) {
+        std::lock_guard lock(mutex);
+        outcomes.emplace(index, std::move(outcome));
+      });
+      executor.enqueueEntry(Entry{1, index, copycat::raft::EntryType::Normal, {}, std::move(data)});
+    };
+    copycat::serverlog::LogEntry registration;
+    registration.set_timestamp_ms(1000);
+    registration.mutable_register_session()->set_client_id("c");
+    registration.mutable_register_session()->set_timeout_ms(60000);
+    enqueue(1, registration.SerializeAsString());
+    const copycat::EncodedOperation put = serializer->encode(copycat::kv::PutCommand("k", "v"));
+    const auto command = [&](copycat::Index index, std::uint64_t sequence,
+                             std::uint64_t acknowledged) {
+      enqueue(index,
+              copycat::server::encodeLogOperation(1000 + static_cast<std::int64_t>(index), 1,
+                                                  sequence, put.typeId, put.bytes, acknowledged));
+    };
+    command(2, 1, 0);
+    command(3, 2, 1);  // the client has the result of command 1
+    command(4, 1, 0);  // command 1 again: forgotten
+    command(5, 2, 9);  // command 2 again: its first result (never acknowledges itself)
+    QTRY_VERIFY_WITH_TIMEOUT(
+        [&] {
+          std::lock_guard lock(mutex);
+          return outcomes.size() == 5;
+        }(),
+        10000);
+    std::lock_guard lock(mutex);
+    QVERIFY(outcomes[2].result.ok() && outcomes[3].result.ok());
+    QVERIFY(!outcomes[4].result.ok());
+    QCOMPARE(copycat::toString(outcomes[4].result.error().code),
+             copycat::toString(ErrorCode::IllegalState));
+    QVERIFY(outcomes[5].result.ok());
+    QCOMPARE(outcomes[5].index, copycat::Index(3));
+    executor.stop();
   }
 
   void expiresByLogTimeOnly() {

@@ -495,6 +495,7 @@ void ClientCore::sendCommand(Connection* connection, std::uint64_t sequence) {
   request->set_sequence(sequence);
   request->set_type_id(command.typeId);
   request->set_payload(command.payload);
+  request->set_acknowledged_sequence(acknowledgedSequence());
   const std::uint64_t connectionId = connection->id();
   send(connection, frame,
        [this, connectionId, sequence, session](const wire::Frame* reply, const QString&) {

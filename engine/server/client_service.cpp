@@ -430,8 +430,9 @@ void ClientService::onCommand(quint64 connection, std::shared_ptr<wire::CommandR
 
 void ClientService::proposeCommand(quint64 connection, const wire::CommandRequest& request) {
   const std::uint64_t requestId = request.request_id();
-  std::string data = encodeLogOperation(m_clock(), request.session_id(), request.sequence(),
-                                        request.type_id(), request.payload());
+  std::string data =
+      encodeLogOperation(m_clock(), request.session_id(), request.sequence(), request.type_id(),
+                         request.payload(), request.acknowledged_sequence());
   const bool proposed =
       proposeEntry(std::move(data), [this, connection, requestId](const Outcome& outcome) {
         replyOperation(connection, requestId, outcome);

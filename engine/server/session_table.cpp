@@ -33,12 +33,21 @@ bool SessionTable::keepAlive(SessionId id, std::uint64_t commandSequence, Index 
   if (found == m_sessions.end()) return false;
   Session& session = found->second;
   session.lastActiveMs = std::max(session.lastActiveMs, nowMs);
-  auto& responses = session.responses;
-  responses.erase(responses.begin(), responses.upper_bound(commandSequence));
+  forgetResponses(session, commandSequence);
   while (!session.events.empty() && session.events.front().index <= eventIndex) {
     session.events.pop_front();
   }
   return true;
+}
+
+void SessionTable::acknowledge(SessionId id, std::uint64_t commandSequence) {
+  auto found = m_sessions.find(id);
+  if (found != m_sessions.end()) forgetResponses(found->second, commandSequence);
+}
+
+void SessionTable::forgetResponses(Session& session, std::uint64_t commandSequence) {
+  session.responses.erase(session.responses.begin(),
+                          session.responses.upper_bound(commandSequence));
 }
 
 bool SessionTable::close(SessionId id) { return m_sessions.erase(id) != 0; }

@@ -60,6 +60,9 @@ class SessionTable {
   /// and the events up to `eventIndex`. False when the session is unknown.
   bool keepAlive(SessionId id, std::uint64_t commandSequence, Index eventIndex,
                  std::uint64_t nowMs);
+  /// Forgets the responses of `id` up to `commandSequence` (the client has
+  /// them), without refreshing the session.
+  void acknowledge(SessionId id, std::uint64_t commandSequence);
   /// False when the session is unknown.
   bool close(SessionId id);
 
@@ -99,6 +102,8 @@ class SessionTable {
     Index eventIndex = 0;
     std::deque<StoredEvent> events;
   };
+
+  static void forgetResponses(Session& session, std::uint64_t commandSequence);
 
   std::map<SessionId, Session> m_sessions;
 };

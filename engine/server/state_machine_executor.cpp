@@ -28,7 +28,8 @@ Outcome makeFailure(ErrorCode code, const QString& message, Index index = 0) {
 }  // namespace
 
 std::string encodeLogOperation(std::int64_t timestampMs, SessionId session, std::uint64_t sequence,
-                               TypeId typeId, std::string_view bytes) {
+                               TypeId typeId, std::string_view bytes,
+                               std::uint64_t acknowledgedSequence) {
   serverlog::LogEntry entry;
   entry.set_timestamp_ms(static_cast<std::uint64_t>(std::max<std::int64_t>(timestampMs, 0)));
   serverlog::LogOperation* operation = entry.mutable_operation();
@@ -36,6 +37,7 @@ std::string encodeLogOperation(std::int64_t timestampMs, SessionId session, std:
   operation->set_sequence(sequence);
   operation->set_type_id(typeId);
   operation->set_operation(std::string(bytes));
+  operation->set_acknowledged_sequence(acknowledgedSequence);
   return entry.SerializeAsString();
 }
 
@@ -279,6 +281,10 @@ Outcome StateMachineExecutor::applyOperation(Index index, LogTime time,
   if (session != 0) {
     Outcome cached;
     const std::uint64_t nowMs = static_cast<std::uint64_t>(time.time_since_epoch().count());
+    if (operation.sequence() > 0) {
+      m_sessions.acknowledge(session,
+                             std::min(operation.acknowledged_sequence(), operation.sequence() - 1));
+    }
     switch (m_sessions.admit(session, operation.sequence(), nowMs, &cached)) {
       case SessionTable::Admission::Apply:
         break;

@@ -34,7 +34,8 @@ using OutcomeCallback = std::function<void(Outcome)>;
 /// Encodes the payload of a Normal entry carrying an operation
 /// (server_log.proto).
 std::string encodeLogOperation(std::int64_t timestampMs, SessionId session, std::uint64_t sequence,
-                               TypeId typeId, std::string_view bytes);
+                               TypeId typeId, std::string_view bytes,
+                               std::uint64_t acknowledgedSequence = 0);
 
 /// Runs the user's StateMachine and the replicated session table on a thread
 /// of its own. The runtime feeds it committed entries in log order through
