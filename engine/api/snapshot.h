@@ -22,7 +22,9 @@ class SnapshotWriter {
   }
 
   /// The bytes written so far.
-  std::string bytes() const { return m_out.str(); }
+  std::string bytes() const& { return m_out.str(); }
+  /// The same, moved out of a writer that is done (no copy of the state).
+  std::string bytes() && { return std::move(m_out).str(); }
 
  private:
   std::ostringstream m_out{std::ios::binary};

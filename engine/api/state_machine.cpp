@@ -187,7 +187,7 @@ Expected<std::string> StateMachine::takeSnapshot() const {
     writer.writeObject(m_index);
     writer.writeObject(static_cast<std::int64_t>(m_time.time_since_epoch().count()));
     snapshottable->snapshot(writer);
-    return writer.bytes();
+    return std::move(writer).bytes();
   } catch (const std::exception& e) {
     return Error{ErrorCode::InternalError, std::string("snapshot failed: ") + e.what()};
   }
