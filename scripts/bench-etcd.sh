@@ -187,7 +187,7 @@ cat <<EOF
 
 - machine: $(nproc) cores, $cpu, kernel $(uname -r)
 - disk of the data dir: $disk
-- driver: bench/etcd/driver.go built with $go_ver (GOPATH mode, Debian sources); the closed-loop clients share \$( ((conns > 0)) && echo "$conns clientv3 clients (TCP connections)" || echo 'nothing: one clientv3 client (TCP connection) each'), all to the leader
+- driver: bench/etcd/driver.go built with $go_ver (GOPATH mode, Debian sources); $conns_text, all to the leader
 - each run: ${warmup} s warm-up, ${seconds} s measured, 256-byte values, 8-byte keys over $keys keys
 - load average before: $load_before, after: $(cut -d' ' -f1-3 /proc/loadavg)
 - command: scripts/bench-etcd.sh $out  (BENCH_SECONDS=$seconds BENCH_WARMUP=$warmup)
