@@ -165,7 +165,11 @@ void SharedConnection::start() {
     });
     return;
   }
+  // A failure reported inside connectToHost() is passed on once the caller
+  // of acquire() holds the connection.
+  m_starting = true;
   m_socket->connectToHost(host, port);
+  m_starting = false;
 }
 
 void SharedConnection::onConnected() {
@@ -334,6 +338,12 @@ void SharedConnection::release(User* user, const QString& error) {
 
 void SharedConnection::close(const QString& error) {
   if (m_state == State::Closed) return;
+  if (m_starting) {
+    QTimer::singleShot(0, m_socket, [weak = weak_from_this(), error] {
+      if (const std::shared_ptr<SharedConnection> self = weak.lock()) self->close(error);
+    });
+    return;
+  }
   const std::shared_ptr<SharedConnection> self = shared_from_this();
   m_state = State::Closed;
   forgetInPool();

@@ -111,6 +111,7 @@ class SharedConnection : public std::enable_shared_from_this<SharedConnection> {
   protocol::FrameEncoder m_encoder;
   protocol::FrameDecoder m_decoder;
   State m_state = State::Connecting;
+  bool m_starting = false;  // inside start()'s connectToHost()
   std::uint64_t m_nextRequestId = 1;
   std::vector<User*> m_users;
   std::map<std::uint64_t, PendingReply> m_replies;
