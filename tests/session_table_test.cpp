@@ -30,6 +30,19 @@ Outcome result(std::string value, copycat::Index index) {
   return outcome;
 }
 
+/// Session 1 (timeout 1000 ms, last active at 10) with commands 1..3
+/// applied and their responses kept.
+SessionTable withThreeResponses() {
+  SessionTable table;
+  table.open(1, "c", 1000, 0);
+  for (std::uint64_t sequence = 1; sequence <= 3; ++sequence) {
+    if (table.admit(1, sequence, 10) != Admission::Apply)
+      qFatal("command %d not admitted", int(sequence));
+    table.record(1, sequence, result(std::to_string(sequence), sequence + 1));
+  }
+  return table;
+}
+
 }  // namespace
 
 class SessionTableTest : public QObject {
@@ -54,12 +67,7 @@ class SessionTableTest : public QObject {
   }
 
   void acknowledgedResponsesAreForgotten() {
-    SessionTable table;
-    table.open(1, "c", 1000, 0);
-    for (std::uint64_t sequence = 1; sequence <= 3; ++sequence) {
-      QCOMPARE(table.admit(1, sequence, 10), Admission::Apply);
-      table.record(1, sequence, result(std::to_string(sequence), sequence + 1));
-    }
+    SessionTable table = withThreeResponses();
     QVERIFY(table.keepAlive(1, 2, 0, 20));
     QCOMPARE(table.admit(1, 2, 30), Admission::Forgotten);
     QCOMPARE(table.admit(1, 3, 30), Admission::Duplicate);
@@ -69,12 +77,7 @@ class SessionTableTest : public QObject {
   // A command's acknowledgement forgets responses like a keep-alive but does
   // not count as activity of the session.
   void acknowledgingForgetsWithoutRefreshing() {
-    SessionTable table;
-    table.open(1, "c", 1000, 0);
-    for (std::uint64_t sequence = 1; sequence <= 3; ++sequence) {
-      QCOMPARE(table.admit(1, sequence, 10), Admission::Apply);
-      table.record(1, sequence, result(std::to_string(sequence), sequence + 1));
-    }
+    SessionTable table = withThreeResponses();
     table.acknowledge(1, 2);
     table.acknowledge(99, 5);  // unknown: ignored
     QCOMPARE(table.admit(1, 1, 10), Admission::Forgotten);

@@ -212,8 +212,7 @@ void ClientCore::forgetConnection(Connection* connection, const QString& error) 
 }
 
 void ClientCore::closeConnection(Connection* connection, const QString& error) {
-  const std::shared_ptr<Connection> keep = connection->shared_from_this();
-  forgetConnection(connection, error);
+  forgetConnection(connection, error);  // keeps it alive in the graveyard
   connection->release(this, error);
 }
 
