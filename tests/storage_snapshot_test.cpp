@@ -104,6 +104,57 @@ class StorageSnapshotTest : public QObject {
     QCOMPARE(store.readAll(), data(1000, 4));
   }
 
+  // The latest snapshot's bytes are handed out without a copy (a mapping of
+  // its file) and stay readable, unchanged, after the store moved on and
+  // removed that file.
+  void latestBytesOutliveTheirFile() {
+    QTemporaryDir dir;
+    const std::string path = dir.path().toStdString();
+    SnapshotStore store(PosixFileSystem::instance(), path, 1);
+    QVERIFY(store.latestBytes().empty());
+    const std::string first = data(3 * 4096 + 17, 7);
+    store.write(meta(10, 1), first);
+    const copycat::storage::SharedBytes held = store.latestBytes();
+    QCOMPARE(held.view(), std::string_view(first));
+    QCOMPARE(held.slice(4096, 100).view(), std::string_view(first).substr(4096, 100));
+    QCOMPARE(held.slice(first.size() - 5, 100).view(),
+             std::string_view(first).substr(first.size() - 5));
+    store.write(meta(20, 1), data(5000, 8));
+    store.write(meta(30, 1), data(6000, 9));
+    QCOMPARE(filesIn(path).size(), 1);
+    QCOMPARE(held.view(), std::string_view(first));
+    QCOMPARE(store.latestBytes().view(), std::string_view(data(6000, 9)));
+  }
+
+  // File::view: a real file maps the range at any offset, the bytes survive
+  // closing and removing the file; a range past the end is a StorageError;
+  // the default (a crash-simulating file) reads the same bytes; a counting
+  // file system counts views as reads.
+  void fileViewsReturnTheRange() {
+    QTemporaryDir dir;
+    const std::string path = dir.path().toStdString() + "/file";
+    const std::string bytes = data(5 * 4096 + 123, 10);
+    copycat::storage::CountingFileSystem counting(PosixFileSystem::instance());
+    copycat::storage::SharedBytes middle;
+    {
+      auto file = counting.open(path, copycat::storage::OpenMode::CreateTruncate);
+      file->append(bytes.data(), bytes.size());
+      middle = file->view(4096 + 5, 3 * 4096);
+      QCOMPARE(file->view(0, bytes.size()).view(), std::string_view(bytes));
+      QVERIFY(file->view(bytes.size(), 0).empty());
+      QVERIFY_THROWS_EXCEPTION(StorageError, file->view(bytes.size() - 10, 11));
+      QCOMPARE(counting.fileReads(), std::uint64_t(4));
+    }
+    PosixFileSystem::instance().remove(path);
+    QCOMPARE(middle.view(), std::string_view(bytes).substr(4096 + 5, 3 * 4096));
+
+    CrashableFileSystem crashable;
+    auto file = crashable.open(path, copycat::storage::OpenMode::CreateTruncate);
+    file->append(bytes.data(), bytes.size());
+    QCOMPARE(file->view(100, 5000).view(), std::string_view(bytes).substr(100, 5000));
+    QVERIFY_THROWS_EXCEPTION(StorageError, file->view(bytes.size(), 1));
+  }
+
   void receiveInChunks() {
     QTemporaryDir dir;
     const std::string path = dir.path().toStdString();

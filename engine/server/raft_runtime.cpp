@@ -124,11 +124,7 @@ bool RaftRuntime::start() {
         QStringLiteral("cannot start the consensus core: %1").arg(QString::fromUtf8(error.what())));
     return false;
   }
-  if (!m_storage->snapshotMeta().isEmpty()) {
-    std::string state = unwrapSnapshot(m_storage->snapshotData());
-    if (m_callbacks.installSnapshot)
-      m_callbacks.installSnapshot(m_storage->snapshotMeta(), std::move(state));
-  }
+  if (!m_storage->snapshotMeta().isEmpty()) installStoredSnapshot(m_storage->snapshotMeta());
   if (m_clientHandlerFactory) m_clientHandler = m_clientHandlerFactory(*this);
   m_timer = std::make_unique<QTimer>();
   m_timer->setTimerType(Qt::PreciseTimer);
@@ -414,12 +410,12 @@ std::string RaftRuntime::wrapSnapshot(const std::map<raft::NodeId, QString>& add
   return bytes;
 }
 
-std::string RaftRuntime::unwrapSnapshot(std::string data) {
+storage::SharedBytes RaftRuntime::unwrapSnapshot(const storage::SharedBytes& data) {
   constexpr std::uint32_t kStateField = serverlog::RuntimeSnapshot::kStateFieldNumber;
   serverlog::RuntimeSnapshot snapshot;
   std::string addresses;
   std::string_view state;
-  if (!protocol::splitBytesField(data, kStateField, addresses, state) ||
+  if (!protocol::splitBytesField(data.view(), kStateField, addresses, state) ||
       !snapshot.ParseFromString(addresses)) {
     // The executor rejects what it cannot read and stops loudly.
     return data;
@@ -430,13 +426,12 @@ std::string RaftRuntime::unwrapSnapshot(std::string data) {
     if (parseEndpoint(text) && nodeIdOf(text) == id) next[id] = text;
   }
   setAddresses(std::move(next));
-  if (state.empty()) return {};
-  // The state moves to the front of `data`: no second buffer of its size.
-  const auto offset = static_cast<std::size_t>(state.data() - data.data());
-  const std::size_t size = state.size();
-  data.erase(0, offset);
-  data.resize(size);
-  return data;
+  return data.slice(static_cast<std::size_t>(state.data() - data.view().data()), state.size());
+}
+
+void RaftRuntime::installStoredSnapshot(const raft::SnapshotMeta& meta) {
+  storage::SharedBytes state = unwrapSnapshot(m_storage->snapshotBytes());
+  if (m_callbacks.installSnapshot) m_callbacks.installSnapshot(meta, std::move(state));
 }
 
 void RaftRuntime::storeSnapshot(raft::Index index, std::string data) {
@@ -717,10 +712,7 @@ void RaftRuntime::finishReady(raft::Ready& ready) {
     if (m_callbacks.roleChanged) m_callbacks.roleChanged(*ready.role, m_node->term(), ready.leader);
     if (m_clientHandler) m_clientHandler->onRoleChanged(*ready.role, m_node->term(), ready.leader);
   }
-  if (ready.snapshot) {
-    std::string state = unwrapSnapshot(m_storage->snapshotData());
-    if (m_callbacks.installSnapshot) m_callbacks.installSnapshot(*ready.snapshot, std::move(state));
-  }
+  if (ready.snapshot) installStoredSnapshot(*ready.snapshot);
   sendMessages(ready);
   m_node->advance(ready);
   reportUnreachable();

@@ -59,10 +59,10 @@ struct RuntimeCallbacks {
   /// A linearizable read released by the core.
   std::function<void(const raft::ReadState&)> read;
   /// A snapshot replaced the state machine's state up to meta.index; `data`
-  /// is its content. Called when one received from the leader is installed,
-  /// and once at start() when the storage holds a snapshot to restart from
-  /// (before any entry above it is applied).
-  std::function<void(const raft::SnapshotMeta& meta, std::string data)> installSnapshot;
+  /// is its content (shared with storage, not copied). Called when one received from the leader is
+  /// installed, and once at start() when the storage holds a snapshot to restart from (before any
+  /// entry above it is applied).
+  std::function<void(const raft::SnapshotMeta& meta, storage::SharedBytes data)> installSnapshot;
   /// The role or the known leader changed (after the batch that changed it
   /// was persisted, before its committed entries are handed to `apply`).
   std::function<void(raft::Role role, raft::Term term, raft::NodeId leader)> roleChanged;
@@ -219,7 +219,11 @@ class RaftRuntime : public QObject {
                          const QString& error);
   static std::string wrapSnapshot(const std::map<raft::NodeId, QString>& addresses,
                                   std::string_view state);
-  std::string unwrapSnapshot(std::string data);
+  /// The state machine's part of a stored snapshot (sharing its memory);
+  /// adopts the member addresses it carries.
+  storage::SharedBytes unwrapSnapshot(const storage::SharedBytes& data);
+  /// Hands the latest stored snapshot to the installSnapshot callback.
+  void installStoredSnapshot(const raft::SnapshotMeta& meta);
 
   ServerConfig m_config;
   RuntimeCallbacks m_callbacks;

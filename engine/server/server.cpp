@@ -217,7 +217,7 @@ bool Server::ensureStarted(QString* error) {
       });
   RuntimeCallbacks callbacks;
   callbacks.apply = [exec](const raft::Entry& entry) { exec->enqueueEntry(entry); };
-  callbacks.installSnapshot = [exec](const raft::SnapshotMeta& meta, std::string data) {
+  callbacks.installSnapshot = [exec](const raft::SnapshotMeta& meta, storage::SharedBytes data) {
     exec->enqueueInstall(meta.index, std::move(data));
   };
   callbacks.roleChanged = [exec](raft::Role role, raft::Term, raft::NodeId) {

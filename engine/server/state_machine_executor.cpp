@@ -68,8 +68,8 @@ void StateMachineExecutor::enqueueEntry(const raft::Entry& entry) {
   post([this, entry] { apply(entry); });
 }
 
-void StateMachineExecutor::enqueueInstall(Index index, std::string data) {
-  post([this, index, data = std::move(data)] { install(index, data); });
+void StateMachineExecutor::enqueueInstall(Index index, storage::SharedBytes data) {
+  post([this, index, data = std::move(data)] { install(index, data.view()); });
 }
 
 void StateMachineExecutor::enqueueWaiter(Index index, raft::Term term, OutcomeCallback done) {
@@ -360,7 +360,7 @@ void StateMachineExecutor::maybeSnapshot() {
   if (m_snapshotSink) m_snapshotSink(m_machine->lastIndex(), std::move(bytes));
 }
 
-void StateMachineExecutor::install(Index index, const std::string& data) {
+void StateMachineExecutor::install(Index index, std::string_view data) {
   if (m_broken) return;
   if (index <= m_machine->lastIndex()) return;  // already there (a local snapshot)
   // The machine's bytes are read in place; only the session table is parsed.

@@ -9,6 +9,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 
 #include <QString>
 #include <QThread>
@@ -17,6 +18,7 @@
 #include "engine/api/state_machine.h"
 #include "engine/raft/types.h"
 #include "engine/server/session_table.h"
+#include "engine/storage/shared_bytes.h"
 
 namespace copycat::serverlog {
 class LogOperation;
@@ -61,7 +63,7 @@ class StateMachineExecutor : public QThread {
   /// log time).
   void enqueueEntry(const raft::Entry& entry);
   /// Replaces the state with a snapshot (from the leader, or at restart).
-  void enqueueInstall(Index index, std::string data);
+  void enqueueInstall(Index index, storage::SharedBytes data);
   /// Commit tracking: `done` gets the outcome of the entry applied at `index`
   /// if its term is `term`, and Unavailable otherwise.
   void enqueueWaiter(Index index, raft::Term term, OutcomeCallback done);
@@ -114,7 +116,7 @@ class StateMachineExecutor : public QThread {
   Outcome applyLogEntry(const raft::Entry& entry, const std::string& data);
   Outcome applyOperation(Index index, LogTime time, const serverlog::LogOperation& operation);
   void deliverEvents();
-  void install(Index index, const std::string& data);
+  void install(Index index, std::string_view data);
   void maybeSnapshot();
   void serveReads();
   void failAll(ErrorCode code, const QString& message);

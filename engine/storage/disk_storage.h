@@ -12,6 +12,7 @@
 #include "engine/storage/file_system.h"
 #include "engine/storage/meta_store.h"
 #include "engine/storage/segmented_log.h"
+#include "engine/storage/shared_bytes.h"
 #include "engine/storage/snapshot_store.h"
 #include "engine/storage/storage_error.h"
 
@@ -96,8 +97,10 @@ class PersistentStorage : public raft::LogStorage {
     return {meta, std::nullopt, std::move(data)};
   }
   virtual bool adoptSnapshot(PreparedSnapshot prepared, raft::Index keepEntries = 0);
-  /// The latest snapshot's data, for restoring the state machine.
-  virtual std::string snapshotData() const = 0;
+  /// The latest snapshot's data, for restoring the state machine. Any
+  /// thread may read it, and it stays valid while this storage moves on.
+  virtual SharedBytes snapshotBytes() const = 0;
+  std::string snapshotData() const { return std::string(snapshotBytes().view()); }
   /// Bytes held by the log, for compaction thresholds.
   virtual std::uint64_t logBytes() const = 0;
   virtual StorageCounters counters() const = 0;
@@ -133,7 +136,7 @@ class DiskStorage : public PersistentStorage {
                     raft::Index keepEntries = 0) override;
   PreparedSnapshot prepareSnapshot(const raft::SnapshotMeta& meta, std::string data) const override;
   bool adoptSnapshot(PreparedSnapshot prepared, raft::Index keepEntries = 0) override;
-  std::string snapshotData() const override { return m_snapshots->readAll(); }
+  SharedBytes snapshotBytes() const override { return m_snapshots->latestBytes(); }
   std::uint64_t logBytes() const override { return m_log->bytes(); }
   StorageCounters counters() const override;
 
@@ -183,7 +186,7 @@ class MemoryLevelStorage : public PersistentStorage {
                     raft::Index keepEntries = 0) override {
     m_memory.takeSnapshot(meta, std::string(data), keepEntries);
   }
-  std::string snapshotData() const override { return m_memory.snapshotData(); }
+  SharedBytes snapshotBytes() const override { return SharedBytes(m_memory.snapshotData()); }
   std::uint64_t logBytes() const override { return m_memory.logBytes(); }
   StorageCounters counters() const override { return {0, m_batches, m_entries}; }
 

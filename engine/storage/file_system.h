@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/storage/shared_bytes.h"
 #include "engine/storage/storage_error.h"
 
 namespace copycat::storage {
@@ -23,6 +24,12 @@ class File {
   virtual std::uint64_t size() const = 0;
   /// Reads up to `length` bytes at `offset`; returns fewer only at end of file.
   virtual std::size_t pread(void* buffer, std::size_t length, std::uint64_t offset) const = 0;
+  /// The `length` bytes at `offset`, which must lie inside the file, as
+  /// bytes that stay valid after this file is closed, renamed or removed; the
+  /// file must not be written or truncated in that range meanwhile. A file
+  /// on disk maps the range (read in before it returns, so that a read error
+  /// throws here) and copies nothing; the default reads it into memory.
+  virtual SharedBytes view(std::uint64_t offset, std::size_t length) const;
   /// Writes all of `length` bytes at `offset` (extending the file if needed).
   virtual void pwrite(const void* buffer, std::size_t length, std::uint64_t offset) = 0;
   /// Writes at the end of the file.
@@ -105,7 +112,7 @@ class CountingFileSystem : public FileSystem {
   std::uint64_t fileSyncs() const { return m_fileSyncs.load(std::memory_order_relaxed); }
   /// fsync calls on directories.
   std::uint64_t directorySyncs() const { return m_directorySyncs.load(std::memory_order_relaxed); }
-  /// pread calls on files opened through this file system.
+  /// Reads (pread and view calls) on files opened through this file system.
   std::uint64_t fileReads() const { return m_fileReads.load(std::memory_order_relaxed); }
   /// Bytes passed to pwrite on files opened through this file system.
   std::uint64_t bytesWritten() const { return m_bytesWritten.load(std::memory_order_relaxed); }

@@ -1,8 +1,5 @@
 #include "engine/storage/snapshot_store.h"
 
-#include <sys/mman.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <cstdint>
 #include <iostream>
@@ -30,38 +27,6 @@ constexpr std::size_t kReadChunk = 1 << 20;
 /// A snapshot being received is handed to the disk in pieces of this size
 /// while the rest arrives, so that the sync before installing it is short.
 constexpr std::uint64_t kWritebackBytes = 8u << 20;
-/// Reads at least this large go to memory asked to use huge pages.
-constexpr std::size_t kHugeReadBytes = 8u << 20;
-constexpr std::uintptr_t kHugePageBytes = 2u << 20;
-
-/// Asks the kernel to treat [begin, begin + size), rounded inwards to
-/// `alignment`, with `advice`. Only a hint: a kernel that does not know the
-/// advice refuses it and nothing changes.
-void advise(const char* begin, std::size_t size, std::uintptr_t alignment, int advice) {
-  const auto start = reinterpret_cast<std::uintptr_t>(begin);
-  const std::uintptr_t first = (start + alignment - 1) & ~(alignment - 1);
-  const std::uintptr_t last = (start + size) & ~(alignment - 1);
-  if (last > first) (void)::madvise(reinterpret_cast<void*>(first), last - first, advice);
-}
-
-/// `size` zero bytes for a large read. The first touch of fresh memory costs
-/// a page fault per 4 KiB page, which dominates reading a snapshot of
-/// hundreds of megabytes (several times the copy itself, more in a virtual
-/// machine): such a buffer is asked to use transparent huge pages and is
-/// populated in one call before it is written.
-std::string largeBuffer(std::size_t size) {
-  std::string out;
-  out.reserve(size);
-  if (size >= kHugeReadBytes) {
-    advise(out.data(), size, kHugePageBytes, MADV_HUGEPAGE);
-#ifdef MADV_POPULATE_WRITE  // Linux 5.14
-    advise(out.data(), size, static_cast<std::uintptr_t>(::sysconf(_SC_PAGESIZE)),
-           MADV_POPULATE_WRITE);
-#endif
-  }
-  out.resize(size);
-  return out;
-}
 
 struct StateDeleter {
   void operator()(XXH3_state_t* state) const { XXH3_freeState(state); }
@@ -252,7 +217,7 @@ std::string SnapshotStore::readChunk(std::uint64_t offset, std::size_t maxBytes)
   if (offset >= stored.meta.size) return {};
   const std::size_t n =
       static_cast<std::size_t>(std::min<std::uint64_t>(maxBytes, stored.meta.size - offset));
-  std::string out = largeBuffer(n);
+  std::string out(n, '\0');
   if (m_latestFile->pread(out.data(), n, stored.headerSize + offset) != n) {
     throw StorageError("snapshot " + stored.path + ": short read at offset " +
                        std::to_string(stored.headerSize + offset));
@@ -260,10 +225,13 @@ std::string SnapshotStore::readChunk(std::uint64_t offset, std::size_t maxBytes)
   return out;
 }
 
-std::string SnapshotStore::readAll() const {
+SharedBytes SnapshotStore::latestBytes() const {
   if (m_snapshots.empty()) return {};
-  return readChunk(0, static_cast<std::size_t>(m_snapshots.back().meta.size));
+  const SnapshotFile& stored = m_snapshots.back();
+  return m_latestFile->view(stored.headerSize, static_cast<std::size_t>(stored.meta.size));
 }
+
+std::string SnapshotStore::readAll() const { return std::string(latestBytes().view()); }
 
 void SnapshotStore::beginReceive(const SnapshotMeta& meta,
                                  std::optional<std::uint64_t> expectedChecksum) {

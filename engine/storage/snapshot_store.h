@@ -68,6 +68,9 @@ class SnapshotStore {
   void discard(const SnapshotFile& prepared);
   /// Up to maxBytes of the latest snapshot's data from `offset`.
   std::string readChunk(std::uint64_t offset, std::size_t maxBytes) const;
+  /// The latest snapshot's data, valid after this store moves on to a newer
+  /// snapshot or removes the file (File::view: mapped, not copied).
+  SharedBytes latestBytes() const;
   std::string readAll() const;
 
   /// Starts (or restarts) receiving `meta.size` bytes for `meta`.
