@@ -38,6 +38,7 @@ function(copycat_fast_allocator target)
                         "(scripts/install-deps.sh does), or configure with -DCOPYCAT_TCMALLOC=OFF")
   endif()
   target_link_libraries(${target} PRIVATE ${COPYCAT_TCMALLOC_LIBRARY})
+  target_sources(${target} PRIVATE ${PROJECT_SOURCE_DIR}/app/huge_page_heap.cpp)
 endfunction()
 
 # copycat_protobuf_library(target proto subdir): a static library of the code
