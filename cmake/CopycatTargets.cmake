@@ -25,11 +25,18 @@ endfunction()
 # into an executable that runs servers. Messages, entries and replies are many
 # small allocations made on one thread and freed on another, where glibc's
 # malloc locks and consolidates: with TCMalloc copycat-bench does 15-20% more
-# operations per second. Sanitized and coverage builds keep their allocator;
-# the engine libraries never impose one on a program that embeds them.
+# operations per second. TCMalloc's heap then grows in huge-page-advised
+# mappings (app/huge_page_heap.cpp). Sanitized and coverage builds keep their
+# allocator (COPYCAT_FAST_ALLOCATOR is OFF); the engine libraries never impose
+# one on a program that embeds them.
 option(COPYCAT_TCMALLOC "Link copycatd and copycat-bench with TCMalloc" ON)
+if(COPYCAT_TCMALLOC AND NOT COPYCAT_SANITIZE AND NOT COPYCAT_COVERAGE)
+  set(COPYCAT_FAST_ALLOCATOR ON)
+else()
+  set(COPYCAT_FAST_ALLOCATOR OFF)
+endif()
 function(copycat_fast_allocator target)
-  if(NOT COPYCAT_TCMALLOC OR COPYCAT_SANITIZE OR COPYCAT_COVERAGE)
+  if(NOT COPYCAT_FAST_ALLOCATOR)
     return()
   endif()
   find_library(COPYCAT_TCMALLOC_LIBRARY NAMES tcmalloc_minimal)

@@ -3,7 +3,7 @@
 # copycat-bench (3 copycatd processes, fsync on, 256 B values, closed-loop
 # clients 1/16/64/100, then reads) and scripts/bench-etcd.sh (etcd 3.4.23,
 # 3 members on 127.0.0.1, the same clients and payloads), then failover,
-# recovery, snapshot and the machine's physical figures.
+# recovery, snapshot (in-process servers, then a new copycatd process) and the machine's physical figures.
 #   scripts/bench-compare.sh [OUT_DIR]     (default bench-results/compare)
 # Builds copycat-bench and copycatd first (make build). Takes about 7 minutes.
 set -euo pipefail
@@ -21,5 +21,6 @@ BENCH_SECONDS="$seconds" scripts/bench-etcd.sh "$out/etcd.jsonl"
 "$bench" failover --launcher processes --kills 10 --json "$out/failover.jsonl"
 "$bench" recovery --json "$out/recovery.jsonl"
 "$bench" snapshot --json "$out/snapshot.jsonl"
+"$bench" snapshot --launcher processes --json "$out/snapshot-processes.jsonl"
 echo "load after: $(uptime)"
 echo "results and charts in $out"
