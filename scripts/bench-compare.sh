@@ -3,7 +3,8 @@
 # copycat-bench (3 copycatd processes, fsync on, 256 B values, closed-loop
 # clients 1/16/64/100, then reads) and scripts/bench-etcd.sh (etcd 3.4.23,
 # 3 members on 127.0.0.1, the same clients and payloads), then failover,
-# recovery, snapshot (in-process servers, then a new copycatd process) and the machine's physical figures.
+# recovery, snapshot (in-process servers, then a new copycatd process) and
+# the machine's physical figures.
 #   scripts/bench-compare.sh [OUT_DIR]     (default bench-results/compare)
 # Builds copycat-bench and copycatd first (make build). Takes about 7 minutes.
 set -euo pipefail
