@@ -59,9 +59,10 @@ struct RuntimeCallbacks {
   /// A linearizable read released by the core.
   std::function<void(const raft::ReadState&)> read;
   /// A snapshot replaced the state machine's state up to meta.index; `data`
-  /// is its content (shared with storage, not copied). Called when one received from the leader is
-  /// installed, and once at start() when the storage holds a snapshot to restart from (before any
-  /// entry above it is applied).
+  /// is its content (shared with storage, not copied). Called when one
+  /// received from the leader is installed, and once at start() when the
+  /// storage holds a snapshot to restart from (before any entry above it is
+  /// applied).
   std::function<void(const raft::SnapshotMeta& meta, storage::SharedBytes data)> installSnapshot;
   /// The role or the known leader changed (after the batch that changed it
   /// was persisted, before its committed entries are handed to `apply`).

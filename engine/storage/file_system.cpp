@@ -34,16 +34,6 @@ void throwSystemError(const std::string& operation, const std::string& path, int
   throw StorageError(message, errorNumber);
 }
 
-SharedBytes::SharedBytes(std::string data) {
-  auto owned = std::make_shared<const std::string>(std::move(data));
-  m_bytes = *owned;
-  m_owner = std::move(owned);
-}
-
-SharedBytes SharedBytes::slice(std::size_t offset, std::size_t length) const {
-  return SharedBytes(m_owner, m_bytes.substr(std::min(offset, m_bytes.size()), length));
-}
-
 SharedBytes File::view(std::uint64_t offset, std::size_t length) const {
   std::string bytes(length, '\0');
   if (pread(bytes.data(), length, offset) != length) {
