@@ -18,6 +18,8 @@ echo "load before: $(uptime)"
 "$bench" physical --json "$out/physical.jsonl"
 "$bench" throughput --launcher processes --duration "$seconds" --json "$out/throughput.jsonl"
 BENCH_SECONDS="$seconds" scripts/bench-etcd.sh "$out/etcd.jsonl"
+# Both systems in one chart each: throughput, and p50/p99 latency.
+"$bench" charts --from "$out/throughput.jsonl" --from "$out/etcd.jsonl" --charts "$out"
 "$bench" reads --launcher processes --duration "$seconds" --json "$out/reads.jsonl"
 "$bench" failover --launcher processes --kills 10 --json "$out/failover.jsonl"
 "$bench" recovery --json "$out/recovery.jsonl"

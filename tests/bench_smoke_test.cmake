@@ -11,7 +11,8 @@ file(REMOVE_RECURSE "${WORK_DIR}")
 file(MAKE_DIRECTORY "${WORK_DIR}")
 
 foreach(bad "bogus" "throughput;--clients;0" "throughput;--clients;300"
-            "throughput;--value-bytes;-1" "throughput;--duration;abc" "throughput;--nodes;4")
+            "throughput;--value-bytes;-1" "throughput;--duration;abc" "throughput;--nodes;4"
+            "charts" "throughput;--from;x.json")
   execute_process(COMMAND "${COPYCAT_BENCH}" ${bad} RESULT_VARIABLE code
                   OUTPUT_VARIABLE out ERROR_VARIABLE err TIMEOUT 30)
   if(NOT code EQUAL 2 OR err STREQUAL "")
@@ -59,6 +60,47 @@ foreach(chart throughput_vs_clients_in-process_memory.png latency_vs_clients_in-
     message(FATAL_ERROR "chart ${chart} was not written")
   endif()
 endforeach()
+# The charts mode draws saved results: this run's line beside an etcd put of
+# scripts/bench-etcd.sh (its reads are left out); a bad line or a missing
+# file is an error naming it (exit 1), and nothing is drawn.
+set(etcd "${WORK_DIR}/etcd.jsonl")
+file(WRITE "${etcd}"
+  "{\"system\":\"etcd\",\"version\":\"3.4.23\",\"op\":\"put\",\"clients\":2,\"value_bytes\":256,"
+  "\"ops_per_s\":900,\"latency_ms\":{\"p50\":2,\"p90\":3,\"p99\":7,\"p999\":9,\"max\":12},"
+  "\"cluster_size\":3}\n"
+  "{\"system\":\"etcd\",\"op\":\"get-linearizable\",\"clients\":16,\"ops_per_s\":5000}\n")
+set(drawn "${WORK_DIR}/drawn")
+execute_process(
+  COMMAND "${COPYCAT_BENCH}" charts --from "${json}" --from "${etcd}" --charts "${drawn}"
+  RESULT_VARIABLE code OUTPUT_VARIABLE out ERROR_VARIABLE err TIMEOUT 60)
+if(NOT code EQUAL 0)
+  message(FATAL_ERROR "copycat-bench charts failed (${code}):\n${err}")
+endif()
+foreach(chart throughput_vs_clients_etcd+in-process_disk+memory.png
+              latency_p50_p99_vs_clients_etcd+in-process_disk+memory.png
+              latency_vs_clients_in-process_memory.png latency_vs_clients_etcd_disk.png)
+  if(NOT EXISTS "${drawn}/${chart}")
+    message(FATAL_ERROR "charts: ${chart} was not written; output:\n${out}")
+  endif()
+endforeach()
+file(GLOB drawnFiles "${drawn}/*")
+list(LENGTH drawnFiles drawnCount)
+if(NOT drawnCount EQUAL 4)
+  message(FATAL_ERROR "charts: expected 4 charts, got ${drawnFiles}")
+endif()
+set(damaged "${WORK_DIR}/damaged.jsonl")
+file(WRITE "${damaged}" "{\"scenario\":\"throughput\"}\n{not json\n")
+foreach(bad "${damaged}" "${WORK_DIR}/missing.jsonl")
+  file(REMOVE_RECURSE "${WORK_DIR}/none")
+  execute_process(
+    COMMAND "${COPYCAT_BENCH}" charts --from "${json}" --from "${bad}" --charts "${WORK_DIR}/none"
+    RESULT_VARIABLE code OUTPUT_VARIABLE out ERROR_VARIABLE err TIMEOUT 60)
+  get_filename_component(badName "${bad}" NAME)
+  if(NOT code EQUAL 1 OR NOT err MATCHES "${badName}" OR EXISTS "${WORK_DIR}/none")
+    message(FATAL_ERROR "charts --from ${bad}: expected exit 1 naming the file, got ${code}: ${err}")
+  endif()
+endforeach()
+
 file(GLOB leftovers "${WORK_DIR}/copycat-bench-*")
 if(leftovers)
   message(FATAL_ERROR "temporary directories left behind: ${leftovers}")

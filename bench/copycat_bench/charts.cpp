@@ -2,11 +2,15 @@
 
 #include <algorithm>
 #include <map>
+#include <optional>
 #include <set>
 
 #include <QDir>
+#include <QFile>
 #include <QFont>
 #include <QJsonArray>
+#include <QJsonDocument>
+#include <QJsonParseError>
 #include <QPen>
 
 #include <qcustomplot.h>
@@ -156,7 +160,12 @@ QString chartFile(const QString& stem, const std::vector<QJsonObject>& results) 
 }
 
 QString seriesKey(const QJsonObject& r) {
-  QString key = QStringLiteral("%1, %2 storage, %3 nodes")
+  if (r.value(QStringLiteral("launcher")).toString() == QLatin1String("etcd")) {
+    return QStringLiteral("etcd %1, %2 members")
+        .arg(r.value(QStringLiteral("version")).toString())
+        .arg(r.value(QStringLiteral("nodes")).toInt());
+  }
+  QString key = QStringLiteral("Copycat, %1, %2 storage, %3 nodes")
                     .arg(r.value(QStringLiteral("launcher")).toString(),
                          r.value(QStringLiteral("storage")).toString())
                     .arg(r.value(QStringLiteral("nodes")).toInt());
@@ -165,7 +174,55 @@ QString seriesKey(const QJsonObject& r) {
   return key;
 }
 
+/// A line of scripts/bench-etcd.sh as a throughput result (a put) or null.
+std::optional<QJsonObject> etcdThroughput(const QJsonObject& line) {
+  if (line.value(QStringLiteral("op")).toString() != QLatin1String("put")) return std::nullopt;
+  QJsonObject result;
+  result.insert(QStringLiteral("scenario"), QStringLiteral("throughput"));
+  result.insert(QStringLiteral("launcher"), QStringLiteral("etcd"));
+  result.insert(QStringLiteral("storage"), QStringLiteral("disk"));
+  result.insert(QStringLiteral("nodes"), line.value(QStringLiteral("cluster_size")).toInt());
+  for (const char* field : {"version", "clients", "value_bytes", "ops_per_s", "latency_ms"})
+    result.insert(QLatin1String(field), line.value(QLatin1String(field)));
+  return result;
+}
+
 }  // namespace
+
+std::vector<QJsonObject> readResultFiles(const QStringList& files, QStringList* errors) {
+  std::vector<QJsonObject> results;
+  for (const QString& name : files) {
+    QFile file(name);
+    if (!file.open(QIODevice::ReadOnly)) {
+      *errors << QStringLiteral("cannot read %1: %2").arg(name, file.errorString());
+      continue;
+    }
+    int number = 0;
+    while (!file.atEnd()) {
+      const QByteArray line = file.readLine().trimmed();
+      ++number;
+      if (line.isEmpty()) continue;
+      QJsonParseError parseError;
+      const QJsonDocument document = QJsonDocument::fromJson(line, &parseError);
+      if (!document.isObject()) {
+        *errors << QStringLiteral("%1:%2: not a JSON object (%3)")
+                       .arg(name)
+                       .arg(number)
+                       .arg(parseError.error == QJsonParseError::NoError
+                                ? QStringLiteral("another JSON value")
+                                : parseError.errorString());
+        continue;
+      }
+      const QJsonObject object = document.object();
+      if (object.value(QStringLiteral("system")).toString() == QLatin1String("etcd")) {
+        if (std::optional<QJsonObject> put = etcdThroughput(object)) results.push_back(*put);
+      } else {
+        results.push_back(object);
+      }
+    }
+  }
+  return results;
+}
 
 QStringList writeCharts(const std::vector<QJsonObject>& results, const QString& directory,
                         QStringList* errors) {
@@ -210,6 +267,47 @@ QStringList writeCharts(const std::vector<QJsonObject>& results, const QString& 
     legendBelow(plot, series.size() > 2 ? 2 : static_cast<int>(series.size()));
     save(plot, dir.filePath(chartFile(QStringLiteral("throughput_vs_clients"), throughput)),
          &written, errors);
+
+    if (series.size() > 1) {
+      // The series side by side: p99 solid, p50 dashed, one colour each.
+      QCustomPlot both;
+      setUp(both, QStringLiteral("Write latency vs clients: p50 and p99"),
+            QStringLiteral("closed-loop clients (sessions), log scale"),
+            QStringLiteral("latency (ms), log scale"));
+      both.yAxis->setScaleType(QCPAxis::stLogarithmic);
+      double low = 1e9, high = 0;
+      int seriesColor = 0;
+      for (const auto& [name, points] : series) {
+        for (const char* percentile : {"p50", "p99"}) {
+          QVector<double> x, y;
+          for (const QJsonObject& p : points) {
+            x << p.value(QStringLiteral("clients")).toDouble();
+            y << std::max(p.value(QStringLiteral("latency_ms"))
+                              .toObject()
+                              .value(QLatin1String(percentile))
+                              .toDouble(),
+                          1e-3);
+            low = std::min(low, y.back());
+            high = std::max(high, y.back());
+          }
+          QCPGraph* graph =
+              addLine(both, QStringLiteral("%1: %2").arg(name, QLatin1String(percentile)), x, y,
+                      seriesColor);
+          if (QLatin1String(percentile) == QLatin1String("p50")) {
+            QPen pen = graph->pen();
+            pen.setStyle(Qt::DashLine);
+            graph->setPen(pen);
+          }
+        }
+        ++seriesColor;
+      }
+      clientsAxis(both, allClients);
+      both.yAxis->setRange(low / 1.5, high * 1.5);
+      both.yAxis->setTicker(logTicks(low / 1.5, high * 1.5));
+      legendBelow(both, 2);
+      save(both, dir.filePath(chartFile(QStringLiteral("latency_p50_p99_vs_clients"), throughput)),
+           &written, errors);
+    }
 
     for (const auto& [name, points] : series) {
       QCustomPlot latency;

@@ -22,4 +22,11 @@ namespace copycat::bench {
 QStringList writeCharts(const std::vector<QJsonObject>& results, const QString& directory,
                         QStringList* errors);
 
+/// The results saved in JSON lines files, for writeCharts(): copycat-bench's
+/// own (--json) as they are, and scripts/bench-etcd.sh's puts as throughput
+/// results of launcher "etcd" (its reads are left out). Every line that is
+/// not a JSON object is an error naming the file and line; unreadable files
+/// too.
+std::vector<QJsonObject> readResultFiles(const QStringList& files, QStringList* errors);
+
 }  // namespace copycat::bench

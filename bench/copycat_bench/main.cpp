@@ -54,6 +54,35 @@ QString findCopycatd(const QString& explicitPath) {
   return {};
 }
 
+/// Writes the charts of `results` into `directory` and lists them; returns
+/// whether every chart was written.
+bool drawCharts(const std::vector<QJsonObject>& results, const QString& directory) {
+  QStringList errors;
+  const QStringList files = writeCharts(results, directory, &errors);
+  for (const QString& file : files) std::printf("chart: %s\n", qPrintable(file));
+  for (const QString& error : errors)
+    std::fprintf(stderr, "copycat-bench: %s\n", qPrintable(error));
+  return errors.isEmpty();
+}
+
+/// The charts mode: no cluster, the charts of saved results.
+int drawSavedCharts(const Options& options) {
+  QStringList errors;
+  const std::vector<QJsonObject> results = readResultFiles(options.from, &errors);
+  for (const QString& error : errors)
+    std::fprintf(stderr, "copycat-bench: %s\n", qPrintable(error));
+  if (!errors.isEmpty()) return kExitFailure;
+  if (results.empty()) {
+    std::fprintf(stderr, "copycat-bench: no results to draw in %s\n",
+                 qPrintable(options.from.join(QStringLiteral(", "))));
+    return kExitFailure;
+  }
+  const QString directory = options.charts.isEmpty()
+                                ? QFileInfo(options.from.first()).absoluteDir().path()
+                                : options.charts;
+  return drawCharts(results, directory) ? 0 : kExitFailure;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -76,6 +105,7 @@ int main(int argc, char** argv) {
       break;
   }
   g_verbose = options.verbose;
+  if (options.scenario == QLatin1String("charts")) return drawSavedCharts(options);
 
   QString copycatd;
   if (options.launcher == Launcher::Processes) {
@@ -122,13 +152,9 @@ int main(int argc, char** argv) {
   QString chartDir = options.charts;
   if (chartDir.isEmpty() && !options.json.isEmpty())
     chartDir = QFileInfo(options.json).absoluteDir().path();
-  if (!chartDir.isEmpty() && !reporter.results().empty()) {
-    QStringList errors;
-    const QStringList files = writeCharts(reporter.results(), chartDir, &errors);
-    for (const QString& file : files) std::printf("chart: %s\n", qPrintable(file));
-    for (const QString& error : errors)
-      std::fprintf(stderr, "copycat-bench: %s\n", qPrintable(error));
-    if (!errors.isEmpty() && status == 0) status = kExitFailure;
+  if (!chartDir.isEmpty() && !reporter.results().empty() &&
+      !drawCharts(reporter.results(), chartDir) && status == 0) {
+    status = kExitFailure;
   }
   if (!options.json.isEmpty()) std::printf("json: %s\n", qPrintable(options.json));
   return status;

@@ -11,7 +11,7 @@ namespace {
 const QStringList kScenarios = {QStringLiteral("physical"), QStringLiteral("throughput"),
                                 QStringLiteral("failover"), QStringLiteral("recovery"),
                                 QStringLiteral("snapshot"), QStringLiteral("reads"),
-                                QStringLiteral("all")};
+                                QStringLiteral("all"),      QStringLiteral("charts")};
 
 /// Reads --name as an integer in [low, high] when it is set.
 bool intOption(const QCommandLineParser& parser, const QString& name, std::int64_t low,
@@ -81,6 +81,8 @@ ParseOutcome parseOptions(const QStringList& arguments, Options* options, QStrin
       "  snapshot    a new server joins and catches up --state-mb MB through a snapshot\n"
       "  reads       linearizable, lease and sequential reads/s with 16 clients\n"
       "  all         physical, then every scenario\n"
+      "  charts      no run: draws the charts of saved JSON lines (--from, repeated), with\n"
+      "              scripts/bench-etcd.sh's puts as an etcd series beside Copycat's\n"
       "Every result is also shown as a ratio to the physical figures. Exit status: 0 done,\n"
       "1 a run failed, 2 bad usage, 130 interrupted (everything is cleaned up)."));
   parser.addHelpOption();
@@ -141,6 +143,10 @@ ParseOutcome parseOptions(const QStringList& arguments, Options* options, QStrin
       {QStringLiteral("charts"),
        QStringLiteral("Directory of the PNG charts (default: the --json file's directory)."),
        QStringLiteral("DIR")},
+      {QStringLiteral("from"),
+       QStringLiteral("charts: a JSON lines file of copycat-bench --json or scripts/bench-etcd.sh "
+                      "(repeat for several)."),
+       QStringLiteral("FILE")},
       {QStringLiteral("verbose"), QStringLiteral("Show the servers' log messages.")},
   });
   if (!parser.parse(arguments)) {
@@ -246,6 +252,15 @@ ParseOutcome parseOptions(const QStringList& arguments, Options* options, QStrin
   }
   o.json = parser.value(QStringLiteral("json"));
   o.charts = parser.value(QStringLiteral("charts"));
+  o.from = parser.values(QStringLiteral("from"));
+  if (o.scenario == QLatin1String("charts") && o.from.isEmpty()) {
+    *text = QStringLiteral("charts needs at least one --from FILE");
+    return ParseOutcome::Error;
+  }
+  if (o.scenario != QLatin1String("charts") && !o.from.isEmpty()) {
+    *text = QStringLiteral("--from is for the charts mode only");
+    return ParseOutcome::Error;
+  }
   o.verbose = parser.isSet(QStringLiteral("verbose"));
   if (o.scenario == QLatin1String("recovery") && !o.disk) {
     *text = QStringLiteral("the recovery scenario needs --storage disk");

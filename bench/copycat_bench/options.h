@@ -40,6 +40,8 @@ struct Options {
   std::uint64_t snapshotEntries = 0;  // 0: the scenario's default
   QString json;
   QString charts;
+  /// charts: the JSON lines files to draw.
+  QStringList from;
   bool verbose = false;
 };
 
