@@ -198,7 +198,8 @@ class ProcessCluster : public Cluster {
     }
     return total;
   }
-  /// Not counted: StatusReply does not carry the servers' storage counters.
+  /// The storage counters of every live server's status reply; none when
+  /// one does not answer.
   std::optional<StorageTotals> storageTotals() const override {
     if (!m_config.disk || !m_admin) return std::nullopt;
     StorageTotals totals;
