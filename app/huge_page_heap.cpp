@@ -5,7 +5,8 @@
 // mode, the default of many distributions). A server that installs a
 // snapshot of hundreds of megabytes touches that much fresh memory at once;
 // one fault per 2 MiB instead of per 4 KiB makes that several times faster
-// (a 100 MB install 0.37 -> 0.23 s on the benchmark machine).
+// (a new copycatd catching up a 100 MB snapshot: 0.66-0.72 -> 0.29-0.36 s on
+// the benchmark machine, docs/BENCHMARKS.md).
 
 #include <sys/mman.h>
 
