@@ -54,14 +54,18 @@ QString findCopycatd(const QString& explicitPath) {
   return {};
 }
 
+void printErrors(const QStringList& errors) {
+  for (const QString& error : errors)
+    std::fprintf(stderr, "copycat-bench: %s\n", qPrintable(error));
+}
+
 /// Writes the charts of `results` into `directory` and lists them; returns
 /// whether every chart was written.
 bool drawCharts(const std::vector<QJsonObject>& results, const QString& directory) {
   QStringList errors;
   const QStringList files = writeCharts(results, directory, &errors);
   for (const QString& file : files) std::printf("chart: %s\n", qPrintable(file));
-  for (const QString& error : errors)
-    std::fprintf(stderr, "copycat-bench: %s\n", qPrintable(error));
+  printErrors(errors);
   return errors.isEmpty();
 }
 
@@ -69,8 +73,7 @@ bool drawCharts(const std::vector<QJsonObject>& results, const QString& director
 int drawSavedCharts(const Options& options) {
   QStringList errors;
   const std::vector<QJsonObject> results = readResultFiles(options.from, &errors);
-  for (const QString& error : errors)
-    std::fprintf(stderr, "copycat-bench: %s\n", qPrintable(error));
+  printErrors(errors);
   if (!errors.isEmpty()) return kExitFailure;
   if (results.empty()) {
     std::fprintf(stderr, "copycat-bench: no results to draw in %s\n",
