@@ -15,6 +15,8 @@ namespace copycat::bench {
 /// another launcher or storage can share `directory`:
 /// throughput_vs_clients_LAUNCHER_STORAGE.png (all series),
 /// latency_vs_clients_LAUNCHER_STORAGE.png (one per series),
+/// latency_p50_p99_vs_clients_LAUNCHER_STORAGE.png (every series' p50 and
+/// p99, when there are several),
 /// reads_by_consistency_LAUNCHER_STORAGE.png, failover_LAUNCHER_STORAGE.png;
 /// e.g. latency_vs_clients_processes_disk.png. "_Nnodes" follows STORAGE
 /// when not 3 nodes, "_rateR" for open-loop load.
