@@ -21,7 +21,6 @@ class SharedBytes {
       : m_owner(std::move(owner)), m_bytes(bytes) {}
 
   std::string_view view() const { return m_bytes; }
-  std::size_t size() const { return m_bytes.size(); }
   bool empty() const { return m_bytes.empty(); }
   /// `length` bytes from `offset` (clamped to the end), sharing the memory.
   SharedBytes slice(std::size_t offset, std::size_t length) const;
