@@ -139,7 +139,7 @@ bool PeerTransport::send(raft::Message&& message) {
                         << "(over the frame size limit); dropped";
     return false;
   }
-  connection->socket->write(m_sendBuffer.data(), static_cast<qint64>(m_sendBuffer.size()));
+  queueWrite(connection, m_sendBuffer.data(), static_cast<qint64>(m_sendBuffer.size()));
   if (m_sendBuffer.capacity() > kKeptSendBufferBytes) std::string().swap(m_sendBuffer);
   return true;
 }
@@ -492,7 +492,21 @@ void PeerTransport::deliver(Connection* connection, wire::RaftMessage&& wireMess
 void PeerTransport::writeFrame(Connection* connection, const wire::Frame& frame) {
   const std::string bytes = m_encoder.encode(frame);
   if (bytes.empty()) return;
-  connection->socket->write(bytes.data(), static_cast<qint64>(bytes.size()));
+  queueWrite(connection, bytes.data(), static_cast<qint64>(bytes.size()));
+}
+
+void PeerTransport::queueWrite(Connection* connection, const char* data, qint64 size) {
+  // A socket with nothing buffered is not in the list yet: each appears once.
+  if (connection->socket->bytesToWrite() == 0) m_unflushed.emplace_back(connection->socket);
+  connection->socket->write(data, size);
+}
+
+void PeerTransport::flushWrites() {
+  std::vector<QPointer<QTcpSocket>> sockets;
+  sockets.swap(m_unflushed);
+  for (const QPointer<QTcpSocket>& socket : sockets) {
+    if (socket) socket->flush();
+  }
 }
 
 void PeerTransport::reject(Connection* connection, wire::ErrorCode code, const std::string& text) {

@@ -6,8 +6,10 @@
 #include <memory>
 #include <set>
 #include <string>
+#include <vector>
 
 #include <QObject>
+#include <QPointer>
 #include <QString>
 
 #include "engine/protocol/framing.h"
@@ -82,6 +84,11 @@ class PeerTransport : public QObject {
   /// message to and from `peer` is dropped as if the network lost it; the
   /// connections stay up. Client connections are not affected.
   void setLinkCut(raft::NodeId peer, bool cut);
+  /// Writes out now what send() and sendToClient() queued since the last
+  /// call, instead of when the event loop next polls the sockets: a leader's
+  /// append leaves before its own disk write, and no write waits for a round
+  /// of the loop. Whatever the socket does not take now still leaves later.
+  void flushWrites();
   bool isLinkCut(raft::NodeId peer) const { return m_cutLinks.count(peer) != 0; }
 
   bool isConnected(raft::NodeId peer) const;
@@ -110,6 +117,8 @@ class PeerTransport : public QObject {
   bool handleHandshake(Connection* connection, const wire::Handshake& handshake);
   void deliver(Connection* connection, wire::RaftMessage&& wireMessage);
   void writeFrame(Connection* connection, const wire::Frame& frame);
+  /// Queues `size` bytes on the connection's socket for flushWrites().
+  void queueWrite(Connection* connection, const char* data, qint64 size);
   void reject(Connection* connection, wire::ErrorCode code, const std::string& text);
   void closeConnection(Connection* connection);
   void forgetClient(Connection* connection);
@@ -130,6 +139,8 @@ class PeerTransport : public QObject {
   /// Accepted client connections by connection id.
   std::map<quint64, Connection*> m_clients;
   std::set<raft::NodeId> m_cutLinks;
+  /// Sockets written to since the last flushWrites().
+  std::vector<QPointer<QTcpSocket>> m_unflushed;
   quint64 m_nextClientId = 1;
   ClientFrameHandler m_clientFrames;
   ClientClosedHandler m_clientClosed;

@@ -4,6 +4,7 @@
 #include <exception>
 #include <utility>
 
+#include <QAbstractEventDispatcher>
 #include <QDir>
 #include <QFile>
 #include <QMutexLocker>
@@ -17,6 +18,7 @@
 #include "engine/protocol/copycat.pb.h"
 #include "engine/server/logging.h"
 #include "engine/server/peer_transport.h"
+#include "engine/server/serial_worker.h"
 #include "engine/server/server_log.pb.h"
 
 namespace copycat::server {
@@ -45,7 +47,8 @@ RaftRuntime::RaftRuntime(const ServerConfig& config, RuntimeCallbacks callbacks,
       m_clientHandlerFactory(std::move(clientHandler)) {}
 
 RaftRuntime::~RaftRuntime() {
-  if (m_syncPool) m_syncPool->waitForDone();
+  if (m_syncWorker) m_syncWorker->waitForIdle();
+  if (m_snapshotPool) m_snapshotPool->waitForDone();
   if (m_cleanupPool) m_cleanupPool->waitForDone();
 }
 
@@ -59,9 +62,9 @@ bool RaftRuntime::start() {
   options.warn = [id = m_config.id](const std::string& warning) {
     qCWarning(lcServer) << "node" << id << "storage:" << QString::fromStdString(warning);
   };
-  m_syncPool = std::make_unique<QThreadPool>();
-  m_syncPool->setMaxThreadCount(2);
-  m_syncPool->setExpiryTimeout(-1);
+  m_syncWorker = std::make_unique<SerialWorker>(QStringLiteral("copycat-sync-%1").arg(m_config.id));
+  m_snapshotPool = std::make_unique<QThreadPool>();
+  m_snapshotPool->setMaxThreadCount(1);
   m_cleanupPool = std::make_unique<QThreadPool>();
   m_cleanupPool->setMaxThreadCount(1);
   options.background = [pool = m_cleanupPool.get()](std::function<void()> job) {
@@ -126,6 +129,16 @@ bool RaftRuntime::start() {
   }
   if (!m_storage->snapshotMeta().isEmpty()) installStoredSnapshot(m_storage->snapshotMeta());
   if (m_clientHandlerFactory) m_clientHandler = m_clientHandlerFactory(*this);
+  // What this round of the event loop stepped is processed once, before the
+  // thread waits again: every message and proposal that arrived together is
+  // one batch (one write, one fsync), and no event is posted to get there
+  // (on this kind of VM each wake-up costs system calls that are dear).
+  QAbstractEventDispatcher* dispatcher = QAbstractEventDispatcher::instance();
+  if (!dispatcher) {
+    fail(QStringLiteral("the runtime's thread runs no event loop"));
+    return false;
+  }
+  connect(dispatcher, &QAbstractEventDispatcher::aboutToBlock, this, &RaftRuntime::beforeWaiting);
   m_timer = std::make_unique<QTimer>();
   m_timer->setTimerType(Qt::PreciseTimer);
   m_timer->setInterval(m_config.tickIntervalMs);
@@ -144,7 +157,8 @@ bool RaftRuntime::start() {
 
 void RaftRuntime::shutdown() {
   // A sync or a removal in flight uses the storage's files: let it finish first.
-  if (m_syncPool) m_syncPool->waitForDone();
+  if (m_syncWorker) m_syncWorker->waitForIdle();
+  if (m_snapshotPool) m_snapshotPool->waitForDone();
   if (m_cleanupPool) m_cleanupPool->waitForDone();
   m_syncing.reset();
   m_pendingSnapshot.reset();
@@ -304,16 +318,14 @@ void RaftRuntime::closeClient(quint64 connection) {
   if (m_transport) m_transport->closeClient(connection);
 }
 
-void RaftRuntime::flushSoon() {
-  if (m_flushQueued) return;
-  m_flushQueued = true;
-  QMetaObject::invokeMethod(
-      this,
-      [this] {
-        m_flushQueued = false;
-        processReady();
-      },
-      Qt::QueuedConnection);
+void RaftRuntime::flushSoon() { m_flushQueued = true; }
+
+void RaftRuntime::beforeWaiting() {
+  if (m_flushQueued) {
+    m_flushQueued = false;
+    processReady();
+  }
+  if (m_transport) m_transport->flushWrites();
 }
 
 void RaftRuntime::learnAddresses(std::map<raft::NodeId, QString> addresses) {
@@ -461,7 +473,7 @@ void RaftRuntime::startSnapshotWrite() {
   m_writingSnapshot = true;
   // Wrapping copies the state once and writing it syncs a file: both off
   // this thread, which goes on replicating meanwhile.
-  m_syncPool->start([this, meta, addresses = m_addresses, state = std::move(pending.data)] {
+  m_snapshotPool->start([this, meta, addresses = m_addresses, state = std::move(pending.data)] {
     std::optional<storage::PreparedSnapshot> prepared;
     QString error;
     try {
@@ -603,6 +615,9 @@ void RaftRuntime::processReady() {
       raft::Ready ready = m_node->ready();
       // A leader's replication leaves before its own write (thesis §10.2.1).
       if (ready.sendBeforePersist) sendMessages(ready);
+      // Its committed entries were durable before it: apply them before the
+      // write, which may hold this thread for a while.
+      handOut(ready);
       std::function<void()> sync;
       try {
         sync = m_storage->write(ready);
@@ -611,8 +626,6 @@ void RaftRuntime::processReady() {
         failPersist(ready.number, QString::fromUtf8(error.what()));
         return;
       }
-      // Its committed entries were durable before it: apply them now.
-      handOut(ready);
       if (sync && ready.sendBeforePersist) {
         startSync(std::move(ready), std::move(sync));
         break;
@@ -642,7 +655,7 @@ void RaftRuntime::processReady() {
 
 void RaftRuntime::startSync(raft::Ready ready, std::function<void()> sync) {
   m_syncing = std::move(ready);
-  m_syncPool->start([this, sync = std::move(sync)] {
+  m_syncWorker->post([this, sync = std::move(sync)] {
     QString error;
     try {
       sync();
@@ -681,6 +694,7 @@ void RaftRuntime::sendMessages(raft::Ready& ready) {
     if (!m_transport->send(std::move(message))) m_unreachable.push_back(to);
   }
   ready.messages.clear();
+  m_transport->flushWrites();
 }
 
 void RaftRuntime::finishReady(raft::Ready& ready) {

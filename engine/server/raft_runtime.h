@@ -31,6 +31,7 @@ namespace copycat::server {
 
 class PeerTransport;
 class RaftRuntime;
+class SerialWorker;
 
 /// The error a server future fails with: the server is not running, the
 /// node is not the leader (see `leader`), or a request made no sense.
@@ -210,7 +211,11 @@ class RaftRuntime : public QObject {
   void publish();
   void failReads(const QString& message);
   bool usable() const { return m_node && !m_failed; }
+  /// Marks stepped input for beforeWaiting().
   void flushSoon();
+  /// Runs when the thread's event loop is about to wait: processes what
+  /// was stepped since, then writes out every queued message.
+  void beforeWaiting();
   void applyAddressChange(const raft::Entry& entry);
   void setAddresses(std::map<raft::NodeId, QString> addresses);
   void loadAddresses();
@@ -242,9 +247,10 @@ class RaftRuntime : public QObject {
   ClientHandlerFactory m_clientHandlerFactory;
   std::unique_ptr<ClientHandler> m_clientHandler;
   bool m_flushQueued = false;
-  /// Two threads: the data syncs of Ready batches, one at a time, and the
-  /// writes of local snapshots, one at a time.
-  std::unique_ptr<QThreadPool> m_syncPool;
+  /// The data syncs of a leader's Ready batches, one at a time.
+  std::unique_ptr<SerialWorker> m_syncWorker;
+  /// One thread: the writes of local snapshots, one at a time.
+  std::unique_ptr<QThreadPool> m_snapshotPool;
   /// One thread: storage work nothing waits for (removing superseded
   /// snapshot files), so that it never delays a sync or this thread.
   std::unique_ptr<QThreadPool> m_cleanupPool;
