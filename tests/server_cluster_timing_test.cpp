@@ -80,11 +80,13 @@ class Cluster {
       if (tweak) tweak(id, config);
       auto log = std::make_shared<AppliedLog>();
       RuntimeCallbacks callbacks;
-      callbacks.apply = [log](const raft::Entry& entry) {
+      callbacks.apply = [log](std::vector<raft::Entry>&& entries) {
         QMutexLocker lock(&log->mutex);
-        if (entry.index != log->lastIndex + 1) log->outOfOrder = true;
-        log->lastIndex = entry.index;
-        if (entry.type == raft::EntryType::Normal) log->data.push_back(entry.data);
+        for (const raft::Entry& entry : entries) {
+          if (entry.index != log->lastIndex + 1) log->outOfOrder = true;
+          log->lastIndex = entry.index;
+          if (entry.type == raft::EntryType::Normal) log->data.push_back(entry.data);
+        }
       };
       auto node = std::make_unique<ServerNode>(config);
       node->setCallbacks(callbacks);

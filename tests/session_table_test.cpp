@@ -8,6 +8,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <vector>
 
 #include <QtTest>
 
@@ -105,7 +106,9 @@ class SessionTableTest : public QObject {
         std::lock_guard lock(mutex);
         outcomes.emplace(index, std::move(outcome));
       });
-      executor.enqueueEntry(Entry{1, index, copycat::raft::EntryType::Normal, {}, std::move(data)});
+      std::vector<Entry> entries;
+      entries.push_back(Entry{1, index, copycat::raft::EntryType::Normal, {}, std::move(data)});
+      executor.enqueueEntries(std::move(entries));
     };
     copycat::serverlog::LogEntry registration;
     registration.set_timestamp_ms(1000);

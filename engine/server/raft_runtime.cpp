@@ -732,11 +732,10 @@ void RaftRuntime::finishReady(raft::Ready& ready) {
   reportUnreachable();
 }
 
-void RaftRuntime::handOut(const raft::Ready& ready) {
-  for (const raft::Entry& entry : ready.committed) {
-    applyAddressChange(entry);
-    if (m_callbacks.apply) m_callbacks.apply(entry);
-  }
+void RaftRuntime::handOut(raft::Ready& ready) {
+  for (const raft::Entry& entry : ready.committed) applyAddressChange(entry);
+  if (m_callbacks.apply && !ready.committed.empty()) m_callbacks.apply(std::move(ready.committed));
+  ready.committed.clear();
   for (const raft::ReadState& read : ready.reads) {
     if (m_callbacks.read) m_callbacks.read(read);
     const auto it = m_reads.find(read.requestId);

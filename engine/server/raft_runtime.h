@@ -55,8 +55,9 @@ class ServerError : public QException {
 /// What a runtime hands to the layer above, on the runtime's thread, in log
 /// order. The state machine executor of the Server API plugs in here.
 struct RuntimeCallbacks {
-  /// Every committed entry (Normal, Noop and ConfigChange), once it is durable.
-  std::function<void(const raft::Entry&)> apply;
+  /// Every committed entry (Normal, Noop and ConfigChange) in log order, once
+  /// it is durable, a batch at a time (given away: moved out of the batch).
+  std::function<void(std::vector<raft::Entry>&& entries)> apply;
   /// A linearizable read released by the core.
   std::function<void(const raft::ReadState&)> read;
   /// A snapshot replaced the state machine's state up to meta.index; `data`
@@ -202,7 +203,7 @@ class RaftRuntime : public QObject {
   void failPersist(std::uint64_t batch, const QString& error);
   void sendMessages(raft::Ready& ready);
   /// Applies the committed entries and releases the reads of a batch.
-  void handOut(const raft::Ready& ready);
+  void handOut(raft::Ready& ready);
   /// Everything after the write: role callbacks, snapshot install, the
   /// messages still to send, advance.
   void finishReady(raft::Ready& ready);

@@ -216,7 +216,9 @@ bool Server::ensureStarted(QString* error) {
             runtime, *exec, m_serializer, [this] { return nextTimestamp(); }, relay);
       });
   RuntimeCallbacks callbacks;
-  callbacks.apply = [exec](const raft::Entry& entry) { exec->enqueueEntry(entry); };
+  callbacks.apply = [exec](std::vector<raft::Entry>&& entries) {
+    exec->enqueueEntries(std::move(entries));
+  };
   callbacks.installSnapshot = [exec](const raft::SnapshotMeta& meta, storage::SharedBytes data) {
     exec->enqueueInstall(meta.index, std::move(data));
   };

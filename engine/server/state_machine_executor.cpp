@@ -64,8 +64,10 @@ void StateMachineExecutor::post(std::function<void()> task, bool wake) {
   if (wake) m_wake.notify_one();
 }
 
-void StateMachineExecutor::enqueueEntry(const raft::Entry& entry) {
-  post([this, entry] { apply(entry); });
+void StateMachineExecutor::enqueueEntries(std::vector<raft::Entry>&& entries) {
+  post([this, entries = std::move(entries)] {
+    for (const raft::Entry& entry : entries) apply(entry);
+  });
 }
 
 void StateMachineExecutor::enqueueInstall(Index index, storage::SharedBytes data) {

@@ -41,7 +41,7 @@ std::string encodeLogOperation(std::int64_t timestampMs, SessionId session, std:
 
 /// Runs the user's StateMachine and the replicated session table on a thread
 /// of its own. The runtime feeds it committed entries in log order through
-/// enqueueEntry() and never waits for it, so a slow state machine delays no
+/// enqueueEntries() and never waits for it, so a slow state machine delays no
 /// heartbeat. Every enqueue* function may be called from any thread; the
 /// tasks run in the order they were enqueued. After stop() every enqueue is
 /// ignored and every pending callback receives Closed.
@@ -58,10 +58,10 @@ class StateMachineExecutor : public QThread {
                        SnapshotSink snapshotSink, EventSink eventSink = {});
   ~StateMachineExecutor() override;
 
-  /// A committed entry: Normal entries carry a LogEntry (an operation or a
-  /// session change); the others only advance the index (tick at the current
-  /// log time).
-  void enqueueEntry(const raft::Entry& entry);
+  /// Committed entries, in log order: Normal entries carry a LogEntry (an
+  /// operation or a session change); the others only advance the index (tick
+  /// at the current log time). A batch is one task: one lock, one wake-up.
+  void enqueueEntries(std::vector<raft::Entry>&& entries);
   /// Replaces the state with a snapshot (from the leader, or at restart).
   void enqueueInstall(Index index, storage::SharedBytes data);
   /// Commit tracking: `done` gets the outcome of the entry applied at `index`
