@@ -143,6 +143,7 @@ class RaftPaperTest : public QObject {
   void leaderCommitsOnMajorityAndFollowersLearnIt();
   void leaderCountsItselfOnlyOnceItsWriteIsDurable();
   void leaderReplicatesAndCommitsWhileItWrites();
+  void commitNoticesToMatchedFollowersGoUnanswered();
   // Section 5.4.2: committing entries from previous terms (Figure 8).
   void previousTermEntryCommitsOnlyThroughCurrentTerm();
   void figure8OldTermEntryOnMajorityIsNotCommitted();
@@ -853,6 +854,84 @@ void RaftPaperTest::leaderReplicatesAndCommitsWhileItWrites() {
   QCOMPARE(next.committed.front().data, std::string("b"));
   QCOMPARE(leader.status().applied, c + 2);
   leader.advance(next);
+}
+
+// An Append without entries that only carries a new commit index to a
+// follower in steady replication is answered only when rejected. A lost
+// acknowledgement is repaired through the heartbeat round, whose empty
+// Append is answered.
+void RaftPaperTest::commitNoticesToMatchedFollowersGoUnanswered() {
+  Network& net = network(3, classic());
+  QVERIFY(net.elect(1));
+  net.heartbeat(1);
+  const Index c = net.status(1).commit;
+  std::vector<Message> seen;
+  net.intercept = [&seen](Message& message) {
+    seen.push_back(message);
+    return false;
+  };
+  QCOMPARE_ENUM(net.propose(1, "a"), ProposeResult::Accepted);
+  net.deliverAll();
+  QCOMPARE(net.status(1).commit, c + 1);
+  const auto count = [&seen](MessageType type, NodeId from, NodeId to, auto&& match) {
+    return std::count_if(seen.begin(), seen.end(), [&](const Message& m) {
+      return m.type == type && m.from == from && m.to == to && match(m);
+    });
+  };
+  const auto any = [](const Message&) { return true; };
+  for (NodeId follower : {NodeId{2}, NodeId{3}}) {
+    const auto notices = count(MessageType::Append, 1, follower, [](const Message& m) {
+      return m.entries.empty() && m.context == 1;
+    });
+    QCOMPARE(notices, 1);
+    // One answer: to the entries, none to the notice.
+    QCOMPARE(count(MessageType::AppendResponse, follower, 1, any), 1);
+    QCOMPARE(net.status(follower).commit, c + 1);
+    QCOMPARE(net.peer(follower).values.back(), std::string("a"));
+  }
+
+  // Node 2's acknowledgement of b is lost and node 3 is cut off: the leader
+  // learns that node 2 holds b through the answer to the empty Append that
+  // the heartbeat's answer makes it send, which is therefore not a notice.
+  seen.clear();
+  net.cut(1, 3);
+  bool dropped = false;
+  net.intercept = [&seen, &dropped](Message& message) {
+    seen.push_back(message);
+    if (!dropped && message.type == MessageType::AppendResponse && message.from == 2) {
+      dropped = true;
+      return true;
+    }
+    return false;
+  };
+  QCOMPARE_ENUM(net.propose(1, "b"), ProposeResult::Accepted);
+  net.deliverAll();
+  QVERIFY(dropped);
+  QCOMPARE(net.status(1).commit, c + 1);
+  net.heartbeat(1);
+  QCOMPARE(net.status(1).commit, c + 2);
+  QVERIFY(count(MessageType::Append, 1, 2, [&](const Message& m) {
+            return m.entries.empty() && m.index == c + 2 && m.context == 0;
+          }) >= 1);
+
+  // A notice that does not match is answered with a rejection.
+  net.intercept = nullptr;
+  net.take();
+  Message notice;
+  notice.type = MessageType::Append;
+  notice.from = 1;
+  notice.to = 2;
+  notice.term = net.node(1).term();
+  notice.index = c + 10;
+  notice.logTerm = notice.term;
+  notice.commit = c + 2;
+  notice.context = 1;
+  net.inject(notice);
+  const std::vector<Message> answers =
+      net.take([](const Message& m) { return m.from == 2 && m.to == 1; });
+  QCOMPARE(answers.size(), std::size_t{1});
+  QCOMPARE_ENUM(answers.front().type, MessageType::AppendResponse);
+  QVERIFY(answers.front().reject);
 }
 
 // ---------------------------------------------------------------------------

@@ -413,6 +413,7 @@ void RaftCore::handleAppend(const Message& message) {
   if (lastNew) {
     trackChanges(message.entries, truncatedFrom);
     commitTo(std::min(message.commit, *lastNew));
+    if (message.entries.empty() && message.context == 1) return;
     response.index = *lastNew;
   } else {
     const Index hint =
@@ -602,7 +603,7 @@ void RaftCore::send(Message message) {
   m_messages.push_back(std::move(message));
 }
 
-bool RaftCore::sendAppend(NodeId to, bool sendIfEmpty) {
+bool RaftCore::sendAppend(NodeId to, bool sendIfEmpty, bool commitNotice) {
   auto it = m_progress.find(to);
   if (it == m_progress.end() || to == m_config.id) return false;
   Progress& progress = it->second;
@@ -635,6 +636,8 @@ bool RaftCore::sendAppend(NodeId to, bool sendIfEmpty) {
     }
   } else if (progress.state == Progress::State::Probe) {
     progress.probeSent = true;
+  } else if (commitNotice && progress.state == Progress::State::Replicate) {
+    message.context = 1;
   }
   message.entries = std::move(*entries);
   send(std::move(message));
@@ -682,7 +685,7 @@ void RaftCore::broadcastAppend() {
   for (const auto& [peer, progress] : m_progress) {
     if (peer == m_config.id) continue;
     if (m_commitBroadcastPending) {
-      sendAppend(peer, true);
+      sendAppend(peer, true, true);
     } else {
       while (sendAppend(peer, false)) {
       }

@@ -93,7 +93,9 @@ class RaftCore {
 
   // Leader duties.
   void send(Message message);
-  bool sendAppend(NodeId to, bool sendIfEmpty);
+  /// With `commitNotice`, an empty Append to a follower in steady
+  /// replication goes out marked as needing no answer (see Message).
+  bool sendAppend(NodeId to, bool sendIfEmpty, bool commitNotice = false);
   void startSnapshot(NodeId to, Progress& progress);
   void sendSnapshotChunks(NodeId to, Progress& progress);
   void flushBroadcasts();

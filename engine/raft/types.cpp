@@ -140,6 +140,7 @@ std::string Message::describe() const {
     case MessageType::Append:
       text += " prev=" + std::to_string(index) + "@t" + std::to_string(logTerm) +
               " n=" + std::to_string(entries.size()) + " commit=" + std::to_string(commit);
+      if (context == 1) text += " (no answer)";
       break;
     case MessageType::AppendResponse:
       if (reject) {

@@ -122,7 +122,12 @@ std::string_view toString(MessageType type);
 ///   `context` is 1 when the election comes from a leadership transfer.
 ///   A PreVote carries the term the candidate would campaign in.
 /// - Append: `index`/`logTerm` name the entry preceding `entries`; `commit`
-///   is the leader's commit index.
+///   is the leader's commit index. `context` is 1 on an Append without
+///   entries that only tells a follower in steady replication a new commit
+///   index: the follower answers it only to reject. Its acknowledgements of
+///   the entries themselves are on their way; one that is lost is repaired
+///   by the next heartbeat round, whose answer makes the leader send an
+///   Append that is answered.
 /// - AppendResponse: on success `index` is the last index now known to match;
 ///   on reject `index` is the rejected probe, `hintIndex`/`hintTerm` say where
 ///   the follower's log could match (fast backtracking).
