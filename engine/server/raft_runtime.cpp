@@ -604,8 +604,7 @@ void RaftRuntime::processReady() {
       // While a batch is written, a leader hands out what needs no write.
       while (m_node->hasReadyWhileWriting()) {
         raft::Ready ready = m_node->readyWhileWriting();
-        sendMessages(ready);
-        handOut(ready);
+        sendAndHandOut(ready);
         m_node->advance(ready);
         reportUnreachable();
       }
@@ -614,10 +613,11 @@ void RaftRuntime::processReady() {
     while (m_node->hasReady()) {
       raft::Ready ready = m_node->ready();
       // A leader's replication leaves before its own write (thesis §10.2.1).
-      if (ready.sendBeforePersist) sendMessages(ready);
-      // Its committed entries were durable before it: apply them before the
-      // write, which may hold this thread for a while.
-      handOut(ready);
+      if (ready.sendBeforePersist) {
+        sendAndHandOut(ready);
+      } else {
+        handOut(ready);
+      }
       std::function<void()> sync;
       try {
         sync = m_storage->write(ready);
@@ -730,6 +730,18 @@ void RaftRuntime::finishReady(raft::Ready& ready) {
   sendMessages(ready);
   m_node->advance(ready);
   reportUnreachable();
+}
+
+void RaftRuntime::sendAndHandOut(raft::Ready& ready) {
+  // New entries leave first: the followers' syncs are what a commit waits
+  // for. Otherwise the committed entries go first: a reply waits for them,
+  // and the state machine thread applies them while this one sends.
+  const bool replicating =
+      std::any_of(ready.messages.begin(), ready.messages.end(),
+                  [](const raft::Message& message) { return !message.entries.empty(); });
+  if (replicating) sendMessages(ready);
+  handOut(ready);
+  sendMessages(ready);
 }
 
 void RaftRuntime::handOut(raft::Ready& ready) {

@@ -202,6 +202,9 @@ class RaftRuntime : public QObject {
   /// Stops the node: Ready batch `batch` could not be made durable.
   void failPersist(std::uint64_t batch, const QString& error);
   void sendMessages(raft::Ready& ready);
+  /// Sends the messages of a batch that may leave now and hands out its
+  /// committed entries, in the order that serves latency best.
+  void sendAndHandOut(raft::Ready& ready);
   /// Applies the committed entries and releases the reads of a batch.
   void handOut(raft::Ready& ready);
   /// Everything after the write: role callbacks, snapshot install, the
