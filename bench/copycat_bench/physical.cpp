@@ -7,6 +7,10 @@
 #include <sys/statfs.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <barrier>
 #include <cerrno>
 #include <cstring>
 #include <stdexcept>
@@ -70,6 +74,59 @@ void syncFigures(const QString& directory, double seconds, PhysicalFigures* figu
   ::unlink(path.c_str());
   figures->fdatasyncPerSec = static_cast<double>(latencies.size()) / elapsed;
   figures->fdatasyncP50Ms = summarize(latencies).p50Ms;
+}
+
+void quorumSyncFigures(const QString& directory, double seconds, PhysicalFigures* figures) {
+  constexpr std::size_t kWriters = 3;
+  std::array<int, kWriters> fds{};
+  std::array<std::string, kWriters> paths;
+  for (std::size_t i = 0; i < kWriters; ++i) {
+    paths[i] = QDir(directory).filePath(QStringLiteral("physical.quorum%1").arg(i)).toStdString();
+    fds[i] = ::open(paths[i].c_str(), O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0644);
+    if (fds[i] < 0) {
+      for (std::size_t j = 0; j < i; ++j) ::close(fds[j]);
+      fail("open " + paths[i]);
+    }
+  }
+  const std::int64_t end = nowNs() + static_cast<std::int64_t>(seconds * 1e9);
+  std::int64_t roundStart = 0;
+  std::array<std::int64_t, kWriters> finished{};
+  std::vector<std::int64_t> secondDone;
+  bool more = true;
+  std::atomic<bool> failed{false};
+  // A round starts when all three are ready and ends when all three synced.
+  std::barrier start(static_cast<std::ptrdiff_t>(kWriters), [&]() noexcept {
+    more = !failed && (nowNs() < end || secondDone.size() < 3);
+    roundStart = nowNs();
+  });
+  std::barrier finish(static_cast<std::ptrdiff_t>(kWriters), [&]() noexcept {
+    std::array<std::int64_t, kWriters> sorted = finished;
+    std::sort(sorted.begin(), sorted.end());
+    secondDone.push_back(sorted[1] - roundStart);
+  });
+  std::vector<std::thread> writers;
+  for (std::size_t i = 0; i < kWriters; ++i) {
+    writers.emplace_back([&, i] {
+      const std::vector<char> block(4096, 'r');
+      for (;;) {
+        start.arrive_and_wait();
+        if (!more) return;
+        if (::write(fds[i], block.data(), block.size()) != static_cast<ssize_t>(block.size()) ||
+            ::fdatasync(fds[i]) != 0) {
+          failed = true;
+        }
+        finished[i] = nowNs();
+        finish.arrive_and_wait();
+      }
+    });
+  }
+  for (std::thread& writer : writers) writer.join();
+  for (std::size_t i = 0; i < kWriters; ++i) {
+    ::close(fds[i]);
+    ::unlink(paths[i].c_str());
+  }
+  if (failed) fail("write/fdatasync " + paths[0]);
+  figures->quorumSyncP50Ms = summarize(secondDone).p50Ms;
 }
 
 void sequentialFigures(const QString& directory, double seconds, PhysicalFigures* figures) {
@@ -199,10 +256,11 @@ void streamFigures(double seconds, PhysicalFigures* figures) {
 PhysicalFigures measurePhysical(const QString& directory, double seconds) {
   PhysicalFigures figures;
   figures.filesystem = filesystemName(directory);
-  syncFigures(directory, seconds * 0.4, &figures);
-  sequentialFigures(directory, seconds * 0.2, &figures);
+  syncFigures(directory, seconds * 0.3, &figures);
+  quorumSyncFigures(directory, seconds * 0.2, &figures);
+  sequentialFigures(directory, seconds * 0.15, &figures);
   rttFigures(seconds * 0.2, &figures);
-  streamFigures(seconds * 0.2, &figures);
+  streamFigures(seconds * 0.15, &figures);
   return figures;
 }
 

@@ -8,6 +8,10 @@ namespace copycat::bench {
 struct PhysicalFigures {
   double fdatasyncPerSec = 0;  // 4 KiB appends, one fdatasync each, in the data dir
   double fdatasyncP50Ms = 0;
+  /// Three writers (one file each) start a 4 KiB append and fdatasync
+  /// together: the median time until the second has finished, the disk's
+  /// share of a 3-node commit.
+  double quorumSyncP50Ms = 0;
   double loopbackRttUs = 0;  // median round trip of 256 B on one TCP connection
   double loopbackRttP99Us = 0;
   double loopbackMBps = 0;  // one-way stream of 64 KiB writes
@@ -15,7 +19,7 @@ struct PhysicalFigures {
   QString filesystem;       // of the data dir
 };
 
-/// Measures for about `seconds` in total (split over the three figures).
+/// Measures for about `seconds` in total (split over the figures).
 /// Throws std::runtime_error on a system call failure.
 PhysicalFigures measurePhysical(const QString& directory, double seconds);
 

@@ -312,6 +312,8 @@ void physicalScenario(RunContext& context) {
                 QStringLiteral("%1 MB/s").arg(fixed(f.diskMBps, 1))});
   table.addRow({QStringLiteral("fdatasync latency p50"),
                 QStringLiteral("%1 ms").arg(fixed(f.fdatasyncP50Ms, 2))});
+  table.addRow({QStringLiteral("3 writers syncing at once: 2nd done, p50 (a 3-node commit)"),
+                QStringLiteral("%1 ms").arg(fixed(f.quorumSyncP50Ms, 2))});
   table.addRow({QStringLiteral("loopback TCP round trip, 256 B, p50"),
                 QStringLiteral("%1 us").arg(fixed(f.loopbackRttUs, 1))});
   table.addRow({QStringLiteral("loopback TCP round trip, 256 B, p99"),
