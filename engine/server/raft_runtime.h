@@ -109,14 +109,15 @@ struct RuntimeState {
 };
 
 /// Runs one raft::Node on the thread it lives on: a QTimer ticks the core
-/// every tickIntervalMs, PeerTransport delivers messages, and after every
-/// input the runtime drains the core's Ready batches: persist (PERSIST BEFORE
+/// every tickIntervalMs, PeerTransport delivers messages, and once a round of
+/// input is stepped (before the thread's event loop waits again) the runtime
+/// drains the core's Ready batches: hand the committed entries (durable
+/// already) to the apply callback and release reads, persist (PERSIST BEFORE
 /// SEND, except a leader's replication the core marks sendBeforePersist; a
-/// persist failure stops the node before anything else is sent; the data
-/// sync runs on a thread of its own while this thread keeps stepping
+/// persist failure stops the node before anything else is sent; a leader's
+/// data sync runs on a thread of its own while this thread keeps stepping
 /// messages and proposals into the core, which batches them), send the
-/// messages, apply the committed entries and release reads through the
-/// callbacks, then advance. start() and shutdown() run on the runtime's
+/// messages, then advance. start() and shutdown() run on the runtime's
 /// thread (ServerNode invokes them there); propose() and bootstrap() may be
 /// called from any thread and are queued to it.
 class RaftRuntime : public QObject {
