@@ -66,7 +66,11 @@ void StateMachineExecutor::post(std::function<void()> task, bool wake) {
 
 void StateMachineExecutor::enqueueEntries(std::vector<raft::Entry>&& entries) {
   post([this, entries = std::move(entries)] {
-    for (const raft::Entry& entry : entries) apply(entry);
+    for (const raft::Entry& entry : entries) {
+      // A restart may hand over a whole log at once: stop() need not wait for it.
+      if (m_stopping.load(std::memory_order_relaxed)) return;
+      apply(entry);
+    }
   });
 }
 
