@@ -76,18 +76,52 @@ void syncFigures(const QString& directory, double seconds, PhysicalFigures* figu
   figures->fdatasyncP50Ms = summarize(latencies).p50Ms;
 }
 
-void quorumSyncFigures(const QString& directory, double seconds, PhysicalFigures* figures) {
-  constexpr std::size_t kWriters = 3;
-  std::array<int, kWriters> fds{};
-  std::array<std::string, kWriters> paths;
-  for (std::size_t i = 0; i < kWriters; ++i) {
-    paths[i] = QDir(directory).filePath(QStringLiteral("physical.quorum%1").arg(i)).toStdString();
-    fds[i] = ::open(paths[i].c_str(), O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0644);
-    if (fds[i] < 0) {
-      for (std::size_t j = 0; j < i; ++j) ::close(fds[j]);
-      fail("open " + paths[i]);
+/// Three files in the data dir, one per writer thread of a 3-node cluster's
+/// disk measurements; closed and removed on destruction.
+class WriterFiles {
+ public:
+  static constexpr std::size_t kWriters = 3;
+
+  explicit WriterFiles(const QString& directory) {
+    for (std::size_t i = 0; i < kWriters; ++i) {
+      m_paths[i] =
+          QDir(directory).filePath(QStringLiteral("physical.quorum%1").arg(i)).toStdString();
+      m_fds[i] = ::open(m_paths[i].c_str(), O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0644);
+      if (m_fds[i] < 0) {
+        const int error = errno;
+        closeAll(i);
+        errno = error;
+        fail("open " + m_paths[i]);
+      }
     }
   }
+  ~WriterFiles() { closeAll(kWriters); }
+  WriterFiles(const WriterFiles&) = delete;
+  WriterFiles& operator=(const WriterFiles&) = delete;
+
+  /// Appends 4 KiB to writer i's file and fdatasyncs it; false on failure.
+  bool appendAndSync(std::size_t i) const {
+    const std::array<char, 4096> block{};
+    return ::write(m_fds[i], block.data(), block.size()) == static_cast<ssize_t>(block.size()) &&
+           ::fdatasync(m_fds[i]) == 0;
+  }
+  const std::string& path(std::size_t i) const { return m_paths[i]; }
+
+ private:
+  void closeAll(std::size_t count) {
+    for (std::size_t j = 0; j < count; ++j) {
+      ::close(m_fds[j]);
+      ::unlink(m_paths[j].c_str());
+    }
+  }
+
+  std::array<int, kWriters> m_fds{};
+  std::array<std::string, kWriters> m_paths;
+};
+
+void quorumSyncFigures(const QString& directory, double seconds, PhysicalFigures* figures) {
+  constexpr std::size_t kWriters = WriterFiles::kWriters;
+  const WriterFiles files(directory);
   const std::int64_t end = nowNs() + static_cast<std::int64_t>(seconds * 1e9);
   std::int64_t roundStart = 0;
   std::array<std::int64_t, kWriters> finished{};
@@ -107,26 +141,42 @@ void quorumSyncFigures(const QString& directory, double seconds, PhysicalFigures
   std::vector<std::thread> writers;
   for (std::size_t i = 0; i < kWriters; ++i) {
     writers.emplace_back([&, i] {
-      const std::vector<char> block(4096, 'r');
       for (;;) {
         start.arrive_and_wait();
         if (!more) return;
-        if (::write(fds[i], block.data(), block.size()) != static_cast<ssize_t>(block.size()) ||
-            ::fdatasync(fds[i]) != 0) {
-          failed = true;
-        }
+        if (!files.appendAndSync(i)) failed = true;
         finished[i] = nowNs();
         finish.arrive_and_wait();
       }
     });
   }
   for (std::thread& writer : writers) writer.join();
-  for (std::size_t i = 0; i < kWriters; ++i) {
-    ::close(fds[i]);
-    ::unlink(paths[i].c_str());
-  }
-  if (failed) fail("write/fdatasync " + paths[0]);
+  if (failed) fail("write/fdatasync " + files.path(0));
   figures->quorumSyncP50Ms = summarize(secondDone).p50Ms;
+}
+
+void concurrentSyncFigures(const QString& directory, double seconds, PhysicalFigures* figures) {
+  const WriterFiles files(directory);
+  std::atomic<std::uint64_t> syncs{0};
+  std::atomic<bool> failed{false};
+  const std::int64_t start = nowNs();
+  const std::int64_t end = start + static_cast<std::int64_t>(seconds * 1e9);
+  std::vector<std::thread> writers;
+  for (std::size_t i = 0; i < WriterFiles::kWriters; ++i) {
+    writers.emplace_back([&, i] {
+      while (!failed && nowNs() < end) {
+        if (!files.appendAndSync(i)) {
+          failed = true;
+          return;
+        }
+        syncs.fetch_add(1, std::memory_order_relaxed);
+      }
+    });
+  }
+  for (std::thread& writer : writers) writer.join();
+  if (failed) fail("write/fdatasync " + files.path(0));
+  figures->concurrentSyncsPerSec =
+      static_cast<double>(syncs.load()) / (static_cast<double>(nowNs() - start) / 1e9);
 }
 
 void sequentialFigures(const QString& directory, double seconds, PhysicalFigures* figures) {
@@ -257,8 +307,9 @@ PhysicalFigures measurePhysical(const QString& directory, double seconds) {
   PhysicalFigures figures;
   figures.filesystem = filesystemName(directory);
   syncFigures(directory, seconds * 0.3, &figures);
-  quorumSyncFigures(directory, seconds * 0.2, &figures);
-  sequentialFigures(directory, seconds * 0.15, &figures);
+  quorumSyncFigures(directory, seconds * 0.15, &figures);
+  concurrentSyncFigures(directory, seconds * 0.1, &figures);
+  sequentialFigures(directory, seconds * 0.1, &figures);
   rttFigures(seconds * 0.2, &figures);
   streamFigures(seconds * 0.15, &figures);
   return figures;

@@ -12,6 +12,10 @@ struct PhysicalFigures {
   /// together: the median time until the second has finished, the disk's
   /// share of a 3-node commit.
   double quorumSyncP50Ms = 0;
+  /// Three writers append 4 KiB and fdatasync back to back, each on its own
+  /// file: syncs per second of all three together. Every replica syncs every
+  /// batch, so a 3-node cluster commits at most a third of this many batches.
+  double concurrentSyncsPerSec = 0;
   double loopbackRttUs = 0;  // median round trip of 256 B on one TCP connection
   double loopbackRttP99Us = 0;
   double loopbackMBps = 0;  // one-way stream of 64 KiB writes

@@ -236,10 +236,10 @@ QStringList pointRow(const QString& first, const RunContext& context, const Poin
 void addPointNotes(Table& table, const RunContext& context) {
   const PhysicalFigures& physical = context.reporter.physical();
   table.addNote(
-      QStringLiteral("ratios against this machine: raw fdatasync %1/s of 4 KiB appends (%2), "
-                     "loopback RTT %3 us")
+      QStringLiteral("ratios against this machine: raw fdatasync %1/s of 4 KiB appends (%2; "
+                     "three writers back to back %3/s in all), loopback RTT %4 us")
           .arg(grouped(physical.fdatasyncPerSec), physical.filesystem,
-               fixed(physical.loopbackRttUs, 1)));
+               grouped(physical.concurrentSyncsPerSec), fixed(physical.loopbackRttUs, 1)));
   if (context.options.launcher == Launcher::Processes) {
     table.addNote(
         QStringLiteral("CPU: copycatd processes + copycat-bench (cores); fsync/s and "
@@ -314,6 +314,8 @@ void physicalScenario(RunContext& context) {
                 QStringLiteral("%1 ms").arg(fixed(f.fdatasyncP50Ms, 2))});
   table.addRow({QStringLiteral("3 writers syncing at once: 2nd done, p50 (a 3-node commit)"),
                 QStringLiteral("%1 ms").arg(fixed(f.quorumSyncP50Ms, 2))});
+  table.addRow({QStringLiteral("3 writers syncing back to back, in all"),
+                QStringLiteral("%1 /s").arg(grouped(f.concurrentSyncsPerSec))});
   table.addRow({QStringLiteral("loopback TCP round trip, 256 B, p50"),
                 QStringLiteral("%1 us").arg(fixed(f.loopbackRttUs, 1))});
   table.addRow({QStringLiteral("loopback TCP round trip, 256 B, p99"),
