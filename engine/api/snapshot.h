@@ -1,6 +1,5 @@
 #pragma once
 
-#include <sstream>
 #include <string>
 #include <string_view>
 
@@ -12,7 +11,9 @@ namespace copycat {
 /// serialization into one byte buffer. Given to Snapshottable::snapshot.
 class SnapshotWriter {
  public:
-  SnapshotWriter() : m_archive(m_out) {}
+  /// `expectedBytes`: room to reserve up front (a hint; it grows as needed).
+  explicit SnapshotWriter(std::size_t expectedBytes = 0)
+      : m_archive(reserved(m_bytes, expectedBytes)) {}
   SnapshotWriter(const SnapshotWriter&) = delete;
   SnapshotWriter& operator=(const SnapshotWriter&) = delete;
 
@@ -22,13 +23,18 @@ class SnapshotWriter {
   }
 
   /// The bytes written so far.
-  std::string bytes() const& { return m_out.str(); }
+  std::string bytes() const& { return m_bytes; }
   /// The same, moved out of a writer that is done (no copy of the state).
-  std::string bytes() && { return std::move(m_out).str(); }
+  std::string bytes() && { return std::move(m_bytes); }
 
  private:
-  std::ostringstream m_out{std::ios::binary};
-  cereal::PortableBinaryOutputArchive m_archive;
+  static std::string& reserved(std::string& bytes, std::size_t size) {
+    bytes.reserve(size);
+    return bytes;
+  }
+
+  std::string m_bytes;
+  detail::StringOutputArchive m_archive;
 };
 
 /// Reads back, in the same order, the objects a SnapshotWriter wrote.

@@ -182,12 +182,14 @@ Expected<std::string> StateMachine::takeSnapshot() const {
                  typeName(typeid(*this)) + " does not implement Snapshottable"};
   }
   try {
-    SnapshotWriter writer;
+    SnapshotWriter writer(m_snapshotBytesHint + m_snapshotBytesHint / 8);
     writer.writeObject(kSnapshotFormat);
     writer.writeObject(m_index);
     writer.writeObject(static_cast<std::int64_t>(m_time.time_since_epoch().count()));
     snapshottable->snapshot(writer);
-    return std::move(writer).bytes();
+    std::string bytes = std::move(writer).bytes();
+    m_snapshotBytesHint = bytes.size();
+    return bytes;
   } catch (const std::exception& e) {
     return Error{ErrorCode::InternalError, std::string("snapshot failed: ") + e.what()};
   }
@@ -200,6 +202,7 @@ Status StateMachine::installSnapshot(std::string_view bytes) {
                  typeName(typeid(*this)) + " does not implement Snapshottable"};
   }
   try {
+    m_snapshotBytesHint = bytes.size();
     SnapshotReader reader(bytes);
     const auto format = reader.readObject<std::uint8_t>();
     if (format != kSnapshotFormat) {

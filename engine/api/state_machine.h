@@ -228,6 +228,10 @@ class StateMachine {
 
   std::unordered_map<std::type_index, HandlerEntry> m_handlers;
   Index m_index = 0;
+  // The size of the last snapshot taken or installed: the next one reserves
+  // that much and a little more up front, instead of growing its buffer
+  // (copying it and faulting in fresh pages) a dozen times.
+  mutable std::size_t m_snapshotBytesHint = 0;
   LogTime m_time{};
   Context m_context = Context::Idle;
 
