@@ -2,9 +2,10 @@
 #   make run    install missing Debian packages, configure, build, run the demo
 #   make test   the same, then run every test through ctest
 # Other targets: build, configure, deps, sanitize, coverage, fuzz, bench-storage,
-# bench, format, format-check, clean, help.
+# bench-codec, bench, format, format-check, clean, help.
 #   make fuzz            the libFuzzer targets (clang) for FUZZ_SECONDS s each
 #   make bench-storage   storage micro-benchmarks on real files (BENCH_ARGS="--dir=...")
+#   make bench-codec     encoding/decoding micro-benchmarks (operations, snapshots)
 #   make bench           copycat-bench's standard set (minutes); JSON + PNG charts in $(BENCH_OUT)
 #
 # CMake is configured only when $(BUILD_DIR)/build.ninja is missing; afterwards
@@ -49,7 +50,7 @@ SANITIZER_ENV = ASAN_OPTIONS=$${ASAN_OPTIONS:-detect_leaks=1:strict_string_check
 	UBSAN_OPTIONS=$${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 
 .DEFAULT_GOAL := build
-.PHONY: run test build configure deps sanitize coverage fuzz bench-storage bench format format-check clean help
+.PHONY: run test build configure deps sanitize coverage fuzz bench-storage bench-codec bench format format-check clean help
 
 run: build
 	$(DEMO) $(ARGS)
@@ -133,6 +134,12 @@ $(FUZZ_DIR)/build.ninja: | deps
 bench-storage: configure
 	$(CMAKE) --build $(BUILD_DIR) --target copycat-storage-bench
 	$(BUILD_DIR)/bench/copycat-storage-bench $(BENCH_ARGS)
+
+# Encoding and decoding micro-benchmarks (Google Benchmark): operations and
+# a 10,000-key snapshot; seconds. Figures are printed, not asserted.
+bench-codec: configure
+	$(CMAKE) --build $(BUILD_DIR) --target copycat-codec-bench
+	$(BUILD_DIR)/bench/copycat-codec-bench $(BENCH_ARGS)
 
 # The cluster benchmark's standard set: every scenario with in-process servers
 # (fsyncs counted), then failover again with copycatd processes and SIGKILL.
