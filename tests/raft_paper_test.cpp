@@ -157,6 +157,8 @@ class RaftPaperTest : public QObject {
   void withoutPreVoteRejoiningNodeDisrupts();
   void checkQuorumIsolatedLeaderStepsDown();
   void withoutCheckQuorumIsolatedLeaderStays();
+  void followersOfADisconnectedLeaderElectWithinTicks();
+  void aDisconnectReportLeavesALiveLeaderInPlace();
   // Leadership transfer.
   void leadershipTransferViaTimeoutNow();
   // Snapshots.
@@ -1241,6 +1243,54 @@ void RaftPaperTest::withoutCheckQuorumIsolatedLeaderStays() {
   net.isolate(1);
   net.tick(1, 10 * kElection);
   QCOMPARE_ENUM(net.node(1).role(), Role::Leader);
+}
+
+void RaftPaperTest::followersOfADisconnectedLeaderElectWithinTicks() {
+  // The leader's process dies: both followers' connections to it close at
+  // once. Node 2 (first in id order) campaigns at its next tick, node 3 two
+  // ticks later, by which time it has voted for node 2: one new term, no
+  // split vote, instead of a whole election timeout (10 to 20 ticks) of
+  // waiting for heartbeats that will not come.
+  Network& net = network(3, modern());
+  QVERIFY(net.elect(1));
+  net.run(3);
+  const Term t = net.node(1).term();
+  net.crash(1);
+  net.node(2).reportDisconnected(1);
+  net.node(3).reportDisconnected(1);
+  QCOMPARE(net.node(2).leader(), raft::kNoNode);
+  int ticks = 0;
+  while (net.node(2).role() != Role::Leader && net.node(3).role() != Role::Leader &&
+         ticks < 3 * kElection) {
+    net.run(1);
+    ++ticks;
+  }
+  QVERIFY2(ticks <= 3, qPrintable(QStringLiteral("a leader after %1 ticks").arg(ticks)));
+  QCOMPARE_ENUM(net.node(2).role(), Role::Leader);
+  QCOMPARE(net.node(2).term(), t + 1);
+  net.run(2);
+  QCOMPARE(net.node(3).leader(), NodeId{2});
+  QCOMPARE(net.node(3).term(), t + 1);
+}
+
+void RaftPaperTest::aDisconnectReportLeavesALiveLeaderInPlace() {
+  // Only node 3's connection to a healthy leader closed: its early pre-vote
+  // finds node 2 still hearing from the leader, which keeps its term and
+  // place, and node 3 follows it again at the next heartbeat.
+  Network& net = network(3, modern());
+  QVERIFY(net.elect(1));
+  net.run(3);
+  const Term t = net.node(1).term();
+  net.node(3).reportDisconnected(1);
+  net.run(3 * kElection);
+  QCOMPARE_ENUM(net.node(1).role(), Role::Leader);
+  for (NodeId id : {1, 2, 3}) {
+    QCOMPARE(net.node(id).term(), t);
+    QCOMPARE(net.node(id).leader(), NodeId{1});
+  }
+  // A report about a node that is not the leader changes nothing.
+  net.node(3).reportDisconnected(2);
+  QCOMPARE(net.node(3).leader(), NodeId{1});
 }
 
 // ---------------------------------------------------------------------------

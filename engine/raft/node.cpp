@@ -89,6 +89,7 @@ ProposeResult Node::transferLeadership(NodeId target) { return m_core->transferL
 void Node::campaign() { m_core->campaign(); }
 void Node::snapshotTaken(Index index) { m_core->snapshotTaken(index); }
 void Node::reportUnreachable(NodeId peer) { m_core->reportUnreachable(peer); }
+void Node::reportDisconnected(NodeId peer) { m_core->reportDisconnected(peer); }
 Membership Node::membershipAt(Index index) const { return m_core->membershipAt(index); }
 bool Node::hasReady() const { return m_core->hasReady(); }
 Ready Node::ready() { return m_core->ready(); }

@@ -893,6 +893,24 @@ void RaftCore::reportUnreachable(NodeId peer) {
   if (it->second.state == Progress::State::Replicate) it->second.becomeProbe();
 }
 
+void RaftCore::reportDisconnected(NodeId peer) {
+  if (m_role == Role::Leader) {
+    reportUnreachable(peer);
+    return;
+  }
+  if (peer == kNoNode || peer != m_leader || !promotable()) return;
+  m_leader = kNoNode;
+  int rank = 0;
+  for (NodeId voter : m_membership.voters) {
+    if (voter != peer && voter < m_config.id) ++rank;
+  }
+  const int ticksLeft = 1 + 2 * rank;
+  m_electionElapsed = std::max(m_electionElapsed, m_randomizedTimeout - ticksLeft);
+  publish(
+      CoreEvent::Kind::RoleChanged, peer, 0,
+      "connection to the leader closed; campaigning in " + std::to_string(ticksLeft) + " tick(s)");
+}
+
 Membership RaftCore::membershipAt(Index index) const {
   for (auto it = m_membershipHistory.rbegin(); it != m_membershipHistory.rend(); ++it) {
     if (it->first <= index) return it->second;

@@ -41,6 +41,7 @@ class RaftCore {
   void campaign();
   void snapshotTaken(Index index);
   void reportUnreachable(NodeId peer);
+  void reportDisconnected(NodeId peer);
   Membership membershipAt(Index index) const;
 
   bool hasReady() const;

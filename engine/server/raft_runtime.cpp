@@ -110,7 +110,7 @@ bool RaftRuntime::start() {
   connect(m_transport.get(), &PeerTransport::peerDisconnected, this, [this](quint64 peer) {
     qCDebug(lcServer) << "node" << m_config.id << "lost its connection to" << peer;
     if (usable()) {
-      m_node->reportUnreachable(peer);
+      m_node->reportDisconnected(peer);
       processReady();
     }
     publish();

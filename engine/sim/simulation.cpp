@@ -467,6 +467,26 @@ void Simulation::crash(NodeId id) {
     node.fs->crash(options);
   }
   record("n" + std::to_string(id) + " CRASHED");
+  // A process that dies has its connections closed by its host, and the
+  // peers' transports notice; a power cut leaves them waiting for timeouts.
+  if (m_rng() % 2 == 0) {
+    for (const auto& other : m_nodes) {
+      if (other->id == id) continue;
+      const NodeId peer = other->id;
+      const Millis delay =
+          m_minDelay +
+          static_cast<Millis>(m_rng() % static_cast<std::uint64_t>(m_maxDelay - m_minDelay + 1));
+      schedule(
+          m_now + delay,
+          [this, peer, id] {
+            SimNode& target = nodeRef(peer);
+            if (!target.up || !linkUp(id, peer)) return;
+            target.core->reportDisconnected(id);
+            processReady(target);
+          },
+          "disconnected");
+    }
+  }
 }
 
 void Simulation::restart(NodeId id) {
