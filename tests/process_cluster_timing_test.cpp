@@ -538,10 +538,10 @@ class ProcessClusterTimingTest : public QObject {
                            .arg(failed.load())
                            .arg(logs())));
       const qint64 failoverMs = sinceKill.elapsed();
-      CHECK(failoverMs < 450,
-            qPrintable(QStringLiteral("writes resumed %1 ms after the kill%2")
-                           .arg(failoverMs)
-                           .arg(logs())));
+      CHECK(
+          failoverMs < 450,
+          qPrintable(
+              QStringLiteral("writes resumed %1 ms after the kill%2").arg(failoverMs).arg(logs())));
       qInfo("writes resumed %lld ms after the SIGKILL", static_cast<long long>(failoverMs));
       CHECK(QTest::qWaitFor([&] { return acknowledged >= atKill + 20; }, 20000),
             qPrintable(QStringLiteral("after the kill the writer got %1 more acks (%2 failures)%3")
