@@ -21,7 +21,7 @@ echo "load before: $(uptime)"
 # Copycat snapshots every 10,000 applied entries by default, etcd every 100,000
 # (--snapshot-count): the 100-client point again with etcd's interval.
 "$bench" throughput --launcher processes --clients 100 --snapshot-entries 100000 \
-  --duration "$seconds" --json "$out/throughput-snapshot-100k.jsonl"
+  --duration "$seconds" --json "$out/throughput-snapshot-100k.jsonl" --charts "$out/snapshot-100k"
 BENCH_SECONDS="$seconds" scripts/bench-etcd.sh "$out/etcd.jsonl"
 # Both systems in one chart each: throughput, and p50/p99 latency.
 "$bench" charts --from "$out/throughput.jsonl" --from "$out/etcd.jsonl" --charts "$out"
