@@ -204,8 +204,10 @@ void CEREAL_LOAD_FUNCTION_NAME(BoundedInputArchive& ar,
 template <class T>
 std::string encodeObject(const T& value) {
   std::string out;
-  detail::StringOutputArchive archive(out);
-  archive(value);
+  {
+    detail::StringOutputArchive archive(out);
+    archive(value);
+  }
   return out;
 }
 

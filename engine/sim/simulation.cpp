@@ -473,11 +473,8 @@ void Simulation::crash(NodeId id) {
     for (const auto& other : m_nodes) {
       if (other->id == id) continue;
       const NodeId peer = other->id;
-      const Millis delay =
-          m_minDelay +
-          static_cast<Millis>(m_rng() % static_cast<std::uint64_t>(m_maxDelay - m_minDelay + 1));
       schedule(
-          m_now + delay,
+          m_now + networkDelay(),
           [this, peer, id] {
             SimNode& target = nodeRef(peer);
             if (!target.up || !linkUp(id, peer)) return;
@@ -755,12 +752,14 @@ void Simulation::send(const Message& message) {
   }
   const int copies = static_cast<double>(m_rng() % 1000000) / 1000000.0 < m_duplicateRate ? 2 : 1;
   for (int copy = 0; copy < copies; ++copy) {
-    const Millis delay =
-        m_minDelay +
-        static_cast<Millis>(m_rng() % static_cast<std::uint64_t>(m_maxDelay - m_minDelay + 1));
     schedule(
-        m_now + delay, [this, message] { deliver(message); }, "deliver");
+        m_now + networkDelay(), [this, message] { deliver(message); }, "deliver");
   }
+}
+
+Millis Simulation::networkDelay() {
+  return m_minDelay +
+         static_cast<Millis>(m_rng() % static_cast<std::uint64_t>(m_maxDelay - m_minDelay + 1));
 }
 
 void Simulation::deliver(const Message& message) {

@@ -209,6 +209,8 @@ class Simulation {
   /// Applies a batch's committed entries and records its released reads.
   void handOut(SimNode& node, const raft::Ready& ready);
   void deliver(const raft::Message& message);
+  /// A message's time on the network: uniform in [m_minDelay, m_maxDelay].
+  Millis networkDelay();
   void send(const raft::Message& message);
   void applyEntries(SimNode& node, const std::vector<raft::Entry>& entries);
   void maybeSnapshot(SimNode& node);
