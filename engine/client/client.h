@@ -49,17 +49,19 @@ struct ConnectionStrategy {
   /// Retries rounds forever, waiting `initial`, then twice as long each
   /// round, up to `max`.
   /// The defaults keep a failover short: while a new leader is elected the
-  /// client polls every member at least every 250 ms.
+  /// client polls every member at least every 100 ms (a round costs a
+  /// request per member; the wait is what a write sees on top of the
+  /// election).
   static ConnectionStrategy exponentialBackoff(
       std::chrono::milliseconds initial = std::chrono::milliseconds(25),
-      std::chrono::milliseconds max = std::chrono::milliseconds(250));
+      std::chrono::milliseconds max = std::chrono::milliseconds(100));
 
   /// The pause after failed round number `round` (1-based); nothing: give up.
   std::optional<std::chrono::milliseconds> delayAfterRound(int round) const;
 
   bool retry = true;
   std::chrono::milliseconds initialDelay{25};
-  std::chrono::milliseconds maxDelay{250};
+  std::chrono::milliseconds maxDelay{100};
 };
 
 /// A membership change a client can ask the leader for.

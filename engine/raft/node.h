@@ -191,13 +191,14 @@ class Node {
   /// The transport could not reach `peer`; replication to it restarts with a
   /// probe.
   void reportUnreachable(NodeId peer);
-  /// The transport's open connection to `peer` closed (its process exited or
-  /// its host went away). A follower whose leader that is stops counting it
-  /// as current and campaigns within a few ticks instead of a whole election
-  /// timeout after its last message: the voters in id order, 2 ticks apart,
-  /// so that two followers of a dead leader do not split the vote. A live
-  /// leader keeps its place, as pre-vote and the other voters' leases refuse
-  /// such an early candidate. On a leader it acts as reportUnreachable.
+  /// The transport's open connection to `peer` closed (its process exited,
+  /// or its host reset the connection). A follower whose leader that is
+  /// campaigns as soon as the leader's lease is over (electionTicks + 1 ticks
+  /// after its last message) instead of a randomized 1-2 election timeouts,
+  /// the voters in id order 2 ticks apart, so that two followers of a dead
+  /// leader do not split the vote. It still refuses votes until then, as a
+  /// leader whose connection closed may be alive and serving lease reads. On
+  /// a leader it acts as reportUnreachable.
   void reportDisconnected(NodeId peer);
 
   /// The membership in force at `index` (index >= first log index - 1).

@@ -899,16 +899,19 @@ void RaftCore::reportDisconnected(NodeId peer) {
     return;
   }
   if (peer == kNoNode || peer != m_leader || !promotable()) return;
-  m_leader = kNoNode;
+  // A closed connection does not prove the leader dead: it may still hold
+  // its lease and serve reads from it. Votes stay refused until the lease
+  // is over (m_electionElapsed reaches electionTicks, see step()); only the
+  // randomized wait beyond that goes, replaced by an order of the voters.
   int rank = 0;
   for (NodeId voter : m_membership.voters) {
     if (voter != peer && voter < m_config.id) ++rank;
   }
-  const int ticksLeft = 1 + 2 * rank;
-  m_electionElapsed = std::max(m_electionElapsed, m_randomizedTimeout - ticksLeft);
-  publish(
-      CoreEvent::Kind::RoleChanged, peer, 0,
-      "connection to the leader closed; campaigning in " + std::to_string(ticksLeft) + " tick(s)");
+  const int timeout = m_config.electionTicks + 1 + 2 * rank;
+  m_randomizedTimeout = std::min(m_randomizedTimeout, timeout);
+  publish(CoreEvent::Kind::RoleChanged, peer, 0,
+          "connection to the leader closed; campaigning " + std::to_string(timeout) +
+              " ticks after its last message");
 }
 
 Membership RaftCore::membershipAt(Index index) const {

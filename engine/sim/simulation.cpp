@@ -471,17 +471,7 @@ void Simulation::crash(NodeId id) {
   // peers' transports notice; a power cut leaves them waiting for timeouts.
   if (m_rng() % 2 == 0) {
     for (const auto& other : m_nodes) {
-      if (other->id == id) continue;
-      const NodeId peer = other->id;
-      schedule(
-          m_now + networkDelay(),
-          [this, peer, id] {
-            SimNode& target = nodeRef(peer);
-            if (!target.up || !linkUp(id, peer)) return;
-            target.core->reportDisconnected(id);
-            processReady(target);
-          },
-          "disconnected");
+      if (other->id != id && linkUp(id, other->id)) reportDisconnectedLater(other->id, id);
     }
   }
 }
@@ -514,6 +504,22 @@ NodeId Simulation::addNode() {
 void Simulation::cut(NodeId from, NodeId to) {
   ++m_cutLinks[{from, to}];
   record("cut n" + std::to_string(from) + "->n" + std::to_string(to));
+  // Half of the cuts reset the connection (a firewall rejecting with a
+  // reset): `to` sees it close while `from` lives on, maybe as a leader
+  // holding a lease.
+  if (m_rng() % 2 == 0) reportDisconnectedLater(to, from);
+}
+
+void Simulation::reportDisconnectedLater(NodeId at, NodeId peer) {
+  schedule(
+      m_now + networkDelay(),
+      [this, at, peer] {
+        SimNode& target = nodeRef(at);
+        if (!target.up) return;
+        target.core->reportDisconnected(peer);
+        processReady(target);
+      },
+      "disconnected");
 }
 
 void Simulation::isolate(NodeId id) {
@@ -1006,6 +1012,15 @@ bool Simulation::runScenario() {
             if (n % 5 == 0) {
               const auto mode = n % 10 == 0 ? raft::ReadMode::Lease : raft::ReadMode::ReadIndex;
               readIndex(*current, n, mode);
+            }
+            if (n % 10 == 0) {
+              // A client still connected to a deposed leader reads there too:
+              // its lease must have run out before another leader commits.
+              for (const auto& node : m_nodes) {
+                if (node->id != *current && node->up && node->core->role() == Role::Leader) {
+                  readIndex(node->id, n, raft::ReadMode::Lease);
+                }
+              }
             }
             if (m_config.mixName == "chaos" && n % 37 == 0) {
               const NodeId target = 1 + m_rng() % m_nodes.size();

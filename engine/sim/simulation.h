@@ -211,6 +211,9 @@ class Simulation {
   void deliver(const raft::Message& message);
   /// A message's time on the network: uniform in [m_minDelay, m_maxDelay].
   Millis networkDelay();
+  /// After a network delay, `at`'s transport reports its connection to
+  /// `peer` closed (Node::reportDisconnected).
+  void reportDisconnectedLater(NodeId at, NodeId peer);
   void send(const raft::Message& message);
   void applyEntries(SimNode& node, const std::vector<raft::Entry>& entries);
   void maybeSnapshot(SimNode& node);
