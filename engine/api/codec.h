@@ -61,6 +61,7 @@ class StringOutputArchive
 
   template <std::size_t DataSize>
   void saveBinary(const void* data, std::size_t size) {
+    if (size == 0) return;  // an empty container's data() may be null
     const auto* bytes = static_cast<const char*>(data);
     if (DataSize == 1 || cereal::portable_binary_detail::is_little_endian()) {
       m_out.append(bytes, size);
@@ -119,6 +120,7 @@ class BoundedInputArchive
       throw DecodeError("truncated input: need " + std::to_string(size) + " bytes at offset " +
                         std::to_string(m_offset) + ", have " + std::to_string(remaining()));
     }
+    if (size == 0) return;  // an empty container's data() may be null
     std::memcpy(data, m_bytes.data() + m_offset, size);
     m_offset += size;
     if (m_swap && DataSize > 1) {
