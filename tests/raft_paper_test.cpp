@@ -1280,9 +1280,9 @@ void RaftPaperTest::followersOfADisconnectedLeaderElectWithinTicks() {
 }
 
 void RaftPaperTest::aDisconnectReportLeavesALiveLeaderInPlace() {
-  // Only node 3's connection to a healthy leader closed: its early pre-vote
-  // finds node 2 still hearing from the leader, which keeps its term and
-  // place, and node 3 follows it again at the next heartbeat.
+  // Only node 3's connection to a healthy leader closed; the leader's
+  // heartbeats still reach it (over the leader's own connection), so its
+  // shortened timeout never runs out: nobody campaigns, no term changes.
   Network& net = network(3, modern());
   QVERIFY(net.elect(1));
   net.run(3);
