@@ -12,8 +12,9 @@ namespace copycat {
 class SnapshotWriter {
  public:
   /// `expectedBytes`: room to reserve up front (a hint; it grows as needed).
-  explicit SnapshotWriter(std::size_t expectedBytes = 0)
-      : m_archive(reserved(m_bytes, expectedBytes)) {}
+  explicit SnapshotWriter(std::size_t expectedBytes = 0) : m_archive(m_bytes) {
+    m_bytes.reserve(expectedBytes);
+  }
   SnapshotWriter(const SnapshotWriter&) = delete;
   SnapshotWriter& operator=(const SnapshotWriter&) = delete;
 
@@ -28,11 +29,6 @@ class SnapshotWriter {
   std::string bytes() && { return std::move(m_bytes); }
 
  private:
-  static std::string& reserved(std::string& bytes, std::size_t size) {
-    bytes.reserve(size);
-    return bytes;
-  }
-
   std::string m_bytes;
   detail::StringOutputArchive m_archive;
 };
