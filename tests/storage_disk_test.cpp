@@ -303,6 +303,49 @@ class StorageDiskTest : public QObject {
     QCOMPARE(disk.lastIndex(), Index(45));
   }
 
+  // A leader may write several batches before it syncs: the newest job makes
+  // them all durable, a segment they fill is closed durable, and no saved
+  // commit index points past what a sync covered, not even one saved by a
+  // batch without entries.
+  void unsyncedBatchesBecomeDurableWithTheNewestJob() {
+    QTemporaryDir dir;
+    CrashableFileSystem fs;
+    StorageOptions options = diskOptions(dir, nullptr, &fs);
+    // Without preallocation closing a segment trims (and syncs) nothing.
+    options.log.preallocate = false;
+    {
+      DiskStorage disk(options);
+      disk.persist(entriesReady(makeEntries(1, 10, 1), HardState{1, 1, 5}));
+      QVERIFY(disk.write(entriesReady(makeEntries(11, 15, 1), {})));
+      QVERIFY(disk.write(entriesReady(makeEntries(16, 18, 1), HardState{1, 1, 15})));
+      QVERIFY(!disk.write(entriesReady({}, HardState{1, 1, 18})));
+      QCOMPARE(disk.hardState().commit, Index(10));
+    }
+    fs.crash();
+    {
+      DiskStorage disk(options);
+      QCOMPARE(disk.lastIndex(), Index(10));
+      QVERIFY(disk.write(entriesReady(makeEntries(11, 15, 1), {})));
+      const std::function<void()> newest = disk.write(entriesReady(makeEntries(16, 18, 1), {}));
+      newest();
+      QVERIFY(!disk.write(entriesReady({}, HardState{1, 1, 18})));
+      QCOMPARE(disk.hardState().commit, Index(18));
+    }
+    fs.crash();
+    {
+      DiskStorage disk(options);
+      QCOMPARE(disk.lastIndex(), Index(18));
+      // Segments of 20 entries: 19-20 fill the first one unsynced, and the
+      // next batch, which opens the second, closes the first durable.
+      QVERIFY(disk.write(entriesReady(makeEntries(19, 20, 1), {})));
+      QVERIFY(disk.write(entriesReady(makeEntries(21, 25, 1), {})));
+    }
+    fs.crash();
+    DiskStorage disk(options);
+    QCOMPARE(disk.lastIndex(), Index(20));
+    QCOMPARE(disk.entries(11, 21, SIZE_MAX), makeEntries(11, 20, 1));
+  }
+
   // A single-node cluster on disk: everything it committed survives a
   // restart, and a new core resumes from the storage.
   // takeSnapshot() in two halves: prepareSnapshot() on another thread while

@@ -77,6 +77,7 @@ DiskStorage::DiskStorage(const StorageOptions& options)
       m_log->reset(snapshot.index + 1, snapshot.term);
     }
   }
+  m_syncedThrough.store(m_log->lastIndex());
   const Index commit = hardState().commit;
   if (commit > m_log->lastIndex()) {
     throw StorageError("storage " + m_options.directory + ": commit index " +
@@ -126,6 +127,7 @@ void DiskStorage::installReceived(const SnapshotMeta& meta) {
     m_log->compactPrefix(meta.index);
   } else {
     m_log->reset(meta.index + 1, meta.term);
+    m_syncedThrough.store(meta.index);
   }
 }
 
@@ -140,7 +142,10 @@ void DiskStorage::persist(const raft::Ready& ready) { store(ready, true); }
 std::function<void()> DiskStorage::write(const raft::Ready& ready) {
   std::shared_ptr<File> unsynced = store(ready, false);
   if (!unsynced) return {};
-  return [unsynced = std::move(unsynced)] { unsynced->sync(); };
+  return [this, unsynced = std::move(unsynced), last = m_log->lastIndex()] {
+    unsynced->sync();
+    m_syncedThrough.store(last);
+  };
 }
 
 std::shared_ptr<File> DiskStorage::store(const raft::Ready& ready, bool syncEntries) {
@@ -159,13 +164,15 @@ std::shared_ptr<File> DiskStorage::store(const raft::Ready& ready, bool syncEntr
     }
     if (ready.snapshot) installReceived(*ready.snapshot);
     std::shared_ptr<File> unsynced;
-    // The commit index saved with unsynced entries must not point past what
-    // a crash keeps.
-    raft::Index durableLast = m_log->lastIndex();
+    // The commit index saved while entries are unsynced must not point past
+    // what a crash keeps: the entries before this batch that a sync covered.
+    raft::Index durableLast = std::min(m_syncedThrough.load(), m_log->lastIndex());
     if (!ready.entries.empty()) {
       durableLast = std::min(durableLast, ready.entries.front().index - 1);
       if (syncEntries) {
         m_log->append(ready.entries);
+        m_syncedThrough.store(m_log->lastIndex());
+        durableLast = m_log->lastIndex();
       } else {
         unsynced = m_log->appendUnsynced(ready.entries);
       }
@@ -175,8 +182,7 @@ std::shared_ptr<File> DiskStorage::store(const raft::Ready& ready, bool syncEntr
     if (ready.hardState || ready.snapshot) {
       raft::HardState state = ready.hardState ? *ready.hardState : m_meta->hardState();
       if (ready.snapshot) state.commit = std::max(state.commit, ready.snapshot->index);
-      if (unsynced)
-        state.commit = std::max(std::min(state.commit, durableLast), m_meta->hardState().commit);
+      state.commit = std::max(std::min(state.commit, durableLast), m_meta->hardState().commit);
       m_meta->save(state);
     }
     return unsynced;

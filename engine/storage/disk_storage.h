@@ -1,5 +1,6 @@
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -75,8 +76,11 @@ class PersistentStorage : public raft::LogStorage {
   /// on another thread while this storage is read and written; the batch is
   /// durable once it returned, and it throws StorageError when the sync
   /// failed. Until then the saved commit index stays at or below the last
-  /// index that was durable before the batch. Call write() again only after
-  /// the previous job ran.
+  /// index a sync covered. write() may be called again before the job ran:
+  /// the newer job also makes the earlier batches durable, so running only
+  /// the newest one is enough. Jobs run one at a time, in the order written,
+  /// and every job due must have run before a persist() or write() that
+  /// replaces entries.
   virtual std::function<void()> write(const raft::Ready& ready) {
     persist(ready);
     return {};
@@ -161,6 +165,8 @@ class DiskStorage : public PersistentStorage {
   std::unique_ptr<SnapshotStore> m_snapshots;
   std::unique_ptr<SegmentedLog> m_log;
   std::unique_ptr<MetaStore> m_meta;
+  // The last log index a sync covered (write()'s jobs set it on their thread).
+  std::atomic<raft::Index> m_syncedThrough{0};
   std::string m_failure;
 };
 

@@ -377,7 +377,6 @@ std::shared_ptr<File> SegmentedLog::write(const std::vector<Entry>& batch, bool 
   return guarded([&] {
     std::string buffer;
     std::vector<Position> positions;
-    std::shared_ptr<File> unsynced;
     std::size_t i = 0;
     while (i < batch.size()) {
       Segment* segment = &m_segments.back();
@@ -385,8 +384,10 @@ std::shared_ptr<File> SegmentedLog::write(const std::vector<Entry>& batch, bool 
       if (!segment->positions.empty() &&
           (segment->end + frame > m_options.maxSegmentBytes ||
            segment->positions.size() >= m_options.maxSegmentEntries)) {
-        if (unsynced) unsynced->sync();
-        unsynced.reset();
+        // A segment is closed durable, also when an earlier batch left it
+        // unsynced.
+        if (m_unsyncedSegment) m_unsyncedSegment->sync();
+        m_unsyncedSegment.reset();
         trimClosed(*segment);
         createSegment(segment->id + 1, segment->lastIndex() + 1, segment->lastTerm());
         segment = &m_segments.back();
@@ -417,14 +418,15 @@ std::shared_ptr<File> SegmentedLog::write(const std::vector<Entry>& batch, bool 
       segment->file->pwrite(buffer.data(), buffer.size(), segment->end);
       if (syncLast) {
         segment->file->sync();
+        m_unsyncedSegment.reset();
       } else {
-        unsynced = segment->file;
+        m_unsyncedSegment = segment->file;
       }
       segment->positions.insert(segment->positions.end(), positions.begin(), positions.end());
       segment->end = end;
     }
     cacheTail(batch);
-    return unsynced;
+    return m_unsyncedSegment;
   });
 }
 

@@ -72,10 +72,12 @@ class SegmentedLog {
   /// conflicting suffix is truncated first. Returns the durable last index.
   raft::Index append(const std::vector<raft::Entry>& batch);
   /// Like append() but leaves out the fdatasync of the segment written last
-  /// (segments the batch closes are synced here). The batch is visible at
-  /// once and durable only after the returned file (null: nothing written)
-  /// was synced, which may happen on another thread, concurrently with
-  /// later calls; the file stays valid even if its segment is removed.
+  /// (segments the batch closes are synced here, also with what earlier
+  /// unsynced appends left in them). The batch is visible at once and
+  /// durable only after the returned file (null: nothing written) was
+  /// synced, which may happen on another thread, concurrently with later
+  /// calls; that sync also makes every earlier unsynced append durable. The
+  /// file stays valid even if its segment is removed.
   std::shared_ptr<File> appendUnsynced(const std::vector<raft::Entry>& batch);
   /// Removes entries >= from (from >= firstIndex()).
   void truncateSuffix(raft::Index from);
@@ -139,6 +141,8 @@ class SegmentedLog {
   std::string m_directory;
   SegmentedLogOptions m_options;
   std::vector<Segment> m_segments;
+  // The newest segment an appendUnsynced() left to sync, if any.
+  std::shared_ptr<File> m_unsyncedSegment;
   std::vector<char> m_scratch;  // read window while opening
   // Entries [m_tail.front().index, lastIndex()], consecutive, or none.
   std::deque<raft::Entry> m_tail;
