@@ -143,6 +143,7 @@ class RaftPaperTest : public QObject {
   void leaderCommitsOnMajorityAndFollowersLearnIt();
   void leaderCountsItselfOnlyOnceItsWriteIsDurable();
   void leaderReplicatesAndCommitsWhileItWrites();
+  void leaderDefersItsOwnSyncOnlyWhileFollowersCanCommit();
   void commitNoticesToMatchedFollowersGoUnanswered();
   // Section 5.4.2: committing entries from previous terms (Figure 8).
   void previousTermEntryCommitsOnlyThroughCurrentTerm();
@@ -856,6 +857,61 @@ void RaftPaperTest::leaderReplicatesAndCommitsWhileItWrites() {
   QCOMPARE(next.committed.front().data, std::string("b"));
   QCOMPARE(leader.status().applied, c + 2);
   leader.advance(next);
+}
+
+// A leader may leave its own sync for later (advanceWritten): the next batch
+// follows at once and what both followers made durable is committed and
+// applied, but the leader counts its own copy only after markDurable.
+void RaftPaperTest::leaderDefersItsOwnSyncOnlyWhileFollowersCanCommit() {
+  Network& net = network(3, classic());
+  QVERIFY(net.elect(1));
+  net.heartbeat(1);
+  const Index c = net.status(1).commit;
+  raft::Node& leader = net.node(1);
+  QVERIFY(!leader.ownSyncNeeded());
+  QVERIFY(net.node(2).ownSyncNeeded());  // not a leader: always
+  QCOMPARE_ENUM(leader.propose("a"), ProposeResult::Accepted);
+  raft::Ready written = leader.ready();
+  net.storage(1).append(written.entries);
+  leader.advanceWritten(written);
+  // Node 2 acknowledges a: its copy and a written one are not two durable.
+  for (const Message& append : written.messages) {
+    if (append.to == 2) net.inject(append);
+  }
+  for (const Message& ack : net.take([](const Message& m) { return m.from == 2 && m.to == 1; }))
+    leader.step(ack);
+  QCOMPARE(leader.status().commit, c);
+  leader.markDurable(c + 1);
+  QCOMPARE(leader.status().commit, c + 1);
+  net.drain(1);
+  QCOMPARE(net.peer(1).values.back(), std::string("a"));
+  net.deliverAll();
+
+  // b: both followers' copies commit it while the leader's is only written,
+  // and the leader applies it from its written log.
+  QCOMPARE_ENUM(leader.propose("b"), ProposeResult::Accepted);
+  written = leader.ready();
+  QCOMPARE(written.entries.size(), std::size_t{1});
+  net.storage(1).append(written.entries);
+  leader.advanceWritten(written);
+  for (const Message& append : written.messages) net.inject(append);
+  for (const Message& ack : net.take([](const Message& m) { return m.to == 1; })) leader.step(ack);
+  QCOMPARE(leader.status().commit, c + 2);
+  net.drain(1);
+  QCOMPARE(net.peer(1).values.back(), std::string("b"));
+  QCOMPARE(leader.status().applied, c + 2);
+  leader.markDurable(c + 2);
+
+  // A follower out of reach: the leader's own copy is needed for a commit.
+  leader.reportUnreachable(3);
+  QVERIFY(leader.ownSyncNeeded());
+
+  // Only a leader's batch may leave before it is durable.
+  net.deliverAll();
+  net.node(3).campaign();
+  const raft::Ready candidate = net.node(3).ready();
+  QVERIFY(!candidate.sendBeforePersist);
+  QVERIFY_THROWS_EXCEPTION(std::logic_error, net.node(3).advanceWritten(candidate));
 }
 
 // An Append without entries that only carries a new commit index to a

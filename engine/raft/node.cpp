@@ -96,6 +96,9 @@ Ready Node::ready() { return m_core->ready(); }
 bool Node::hasReadyWhileWriting() const { return m_core->hasReadyWhileWriting(); }
 Ready Node::readyWhileWriting() { return m_core->readyWhileWriting(); }
 void Node::advance(const Ready& ready) { m_core->advance(ready); }
+void Node::advanceWritten(const Ready& ready) { m_core->advanceWritten(ready); }
+void Node::markDurable(Index index) { m_core->markDurable(index); }
+bool Node::ownSyncNeeded() const { return m_core->ownSyncNeeded(); }
 Status Node::status() const { return m_core->status(); }
 NodeId Node::id() const { return m_core->id(); }
 Role Node::role() const { return m_core->role(); }

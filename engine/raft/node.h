@@ -213,7 +213,23 @@ class Node {
   /// snapshot or role; the runtime sends, applies and advances it at once.
   bool hasReadyWhileWriting() const;
   Ready readyWhileWriting();
+  /// The batch is written and durable; when it has entries, so is every
+  /// entry written before them.
   void advance(const Ready& ready);
+  /// A leader's batch (sendBeforePersist) is written but not yet durable: the
+  /// next batch may follow, and committed entries that the followers made
+  /// durable may be applied, but the leader counts itself toward the
+  /// commitment of these entries only after markDurable. Before the runtime
+  /// sends the messages of a batch that is not sendBeforePersist, it makes
+  /// every written batch durable (and may report it with markDurable).
+  void advanceWritten(const Ready& ready);
+  /// Everything this node wrote up to `index` is durable now.
+  void markDurable(Index index);
+  /// Whether a leader needs its own durable copy of what it writes now for a
+  /// commit: fewer followers than a majority are being replicated to. When it
+  /// does not, the runtime may defer its own sync (for a while) and let the
+  /// followers' copies commit the entries. Always true on a non-leader.
+  bool ownSyncNeeded() const;
 
   Status status() const;
   NodeId id() const;

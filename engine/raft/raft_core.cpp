@@ -1099,7 +1099,38 @@ Ready RaftCore::readyWhileWriting() {
   return batch;
 }
 
-void RaftCore::advance(const Ready& batch) {
+void RaftCore::advance(const Ready& batch) { finishBatch(batch, true); }
+
+void RaftCore::advanceWritten(const Ready& batch) {
+  if (!batch.sendBeforePersist) {
+    throw std::logic_error("raft::Node::advanceWritten: batch " + std::to_string(batch.number) +
+                           " must be durable before its messages leave");
+  }
+  finishBatch(batch, false);
+}
+
+void RaftCore::markDurable(Index index) {
+  // Only a leader counts its own copy; elsewhere nothing left the node
+  // before its write was durable.
+  if (m_role != Role::Leader) return;
+  if (m_progress[m_config.id].maybeUpdate(std::min(index, m_log.stableLastIndex())) &&
+      maybeCommit()) {
+    m_commitBroadcastPending = true;
+  }
+}
+
+bool RaftCore::ownSyncNeeded() const {
+  if (m_role != Role::Leader) return true;
+  std::size_t replicating = 0;
+  for (NodeId voter : m_membership.voters) {
+    if (voter == m_config.id) continue;
+    auto it = m_progress.find(voter);
+    if (it != m_progress.end() && it->second.state == PeerProgress::State::Replicate) ++replicating;
+  }
+  return replicating < quorumSize();
+}
+
+void RaftCore::finishBatch(const Ready& batch, bool durable) {
   const bool whileWriting = m_whileWritingOutstanding && batch.number == m_whileWritingNumber;
   if (!whileWriting && (!m_readyOutstanding || batch.number != m_writingNumber)) {
     throw std::logic_error("raft::Node::advance: batch " + std::to_string(batch.number) +
@@ -1117,12 +1148,9 @@ void RaftCore::advance(const Ready& batch) {
   }
   if (!batch.entries.empty()) {
     m_log.stableTo(batch.entries.back().index, batch.entries.back().term);
-    if (m_role == Role::Leader) {
-      // Thesis §10.2.1: the leader replicated these entries while writing
-      // them; it counts itself toward their commitment only now.
-      m_progress[m_config.id].maybeUpdate(m_log.stableLastIndex());
-      if (maybeCommit()) m_commitBroadcastPending = true;
-    }
+    // Thesis §10.2.1: a leader replicated its entries while writing them; it
+    // counts itself toward their commitment only once they are durable.
+    if (durable) markDurable(batch.entries.back().index);
   }
   m_readyOutstanding = false;
 }

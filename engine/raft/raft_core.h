@@ -49,6 +49,9 @@ class RaftCore {
   bool hasReadyWhileWriting() const;
   Ready readyWhileWriting();
   void advance(const Ready& ready);
+  void advanceWritten(const Ready& ready);
+  void markDurable(Index index);
+  bool ownSyncNeeded() const;
   Status status() const;
 
   NodeId id() const { return m_config.id; }
@@ -104,6 +107,7 @@ class RaftCore {
   void broadcastHeartbeat();
   bool maybeCommit();
   void appendEntries(std::vector<Entry> entries);
+  void finishBatch(const Ready& batch, bool durable);
   bool quorumActive();
   std::uint64_t quorumRound() const;
   void releaseReads();

@@ -144,6 +144,18 @@ struct Simulation::SimNode {
   std::unique_ptr<storage::PersistentStorage> disk;  // what survives a crash
   std::unique_ptr<raft::Node> core;
   bool persisting = false;  // a Ready is waiting on a slow disk
+  // A leader's written batches whose sync was left for later: the newest
+  // storage job covers them all, up to deferredThrough.
+  std::function<void()> deferredSync;
+  Index deferredThrough = 0;
+  Term deferredTerm = 0;
+  // The last log index a sync covered.
+  Index durableLast = 0;
+  // The term and voters under which checkInvariants follows the commits.
+  Term commitCheckedTerm = 0;
+  std::vector<NodeId> commitCheckedVoters;
+  // The incarnation that ended in a power cut, the last one that did.
+  std::uint64_t powerCutIncarnation = 0;
   Millis diskDelay = 0;
   // The state machine: values applied in order and a digest of every entry.
   std::vector<std::string> values;
@@ -287,6 +299,7 @@ void Simulation::startNode(SimNode& node) {
 void Simulation::openDisk(SimNode& node) {
   if (!m_config.diskBacked) {
     node.disk = std::make_unique<storage::MemoryLevelStorage>();
+    node.durableLast = node.disk->lastIndex();
     return;
   }
   if (!node.fs) {
@@ -301,6 +314,7 @@ void Simulation::openDisk(SimNode& node) {
     record("n" + std::to_string(id) + " storage: " + warning);
   };
   node.disk = std::make_unique<storage::DiskStorage>(options);
+  node.durableLast = node.disk->lastIndex();
 }
 
 void Simulation::scheduleTick(NodeId id, std::uint64_t incarnation) {
@@ -456,6 +470,7 @@ void Simulation::crash(NodeId id) {
   ++node.incarnation;
   node.core.reset();
   node.persisting = false;
+  node.deferredSync = {};
   node.values.clear();
   if (m_config.diskBacked) {
     // Power cut: unsynced writes are lost or torn; the files are reopened and
@@ -468,11 +483,14 @@ void Simulation::crash(NodeId id) {
   }
   record("n" + std::to_string(id) + " CRASHED");
   // A process that dies has its connections closed by its host, and the
-  // peers' transports notice; a power cut leaves them waiting for timeouts.
+  // peers' transports notice; a power cut leaves them waiting for timeouts,
+  // and what it sent last may never leave its host.
   if (m_rng() % 2 == 0) {
     for (const auto& other : m_nodes) {
       if (other->id != id && linkUp(id, other->id)) reportDisconnectedLater(other->id, id);
     }
+  } else {
+    node.powerCutIncarnation = node.incarnation - 1;
   }
 }
 
@@ -586,10 +604,19 @@ void Simulation::processReady(SimNode& node) {
   }
   while (node.up && !node.persisting && node.core->hasReady()) {
     raft::Ready ready = node.core->ready();
+    // Nothing of a batch that is not a leader's leaves before every earlier
+    // write is durable.
+    if (!ready.sendBeforePersist) syncDeferred(node);
+    if (!node.up) return;
     // Committed entries were durable before this batch: applied at once.
     handOut(node, ready);
+    if (ready.sendBeforePersist && !ready.entries.empty() && m_config.diskBacked &&
+        m_config.deferLeaderSyncs && !node.core->ownSyncNeeded() && m_rng() % 2 == 0) {
+      persistAndSend(node, std::move(ready), true);
+      continue;
+    }
     Millis delay = node.diskDelay;
-    if (m_slowDiskActive && m_config.faults.slowDiskShare > 0 &&
+    if (m_faultsActive && m_config.faults.slowDiskShare > 0 &&
         static_cast<double>(m_rng() % 10000) < m_config.faults.slowDiskShare * 10000) {
       delay += 1 + static_cast<Millis>(m_rng() % static_cast<std::uint64_t>(std::max<Millis>(
                                                      m_config.faults.slowDiskMax, 1)));
@@ -621,7 +648,22 @@ void Simulation::processReady(SimNode& node) {
   if (node.up) checkInvariants(node);
 }
 
-void Simulation::persistAndSend(SimNode& node, raft::Ready ready) {
+void Simulation::syncDeferred(SimNode& node) {
+  if (!node.deferredSync) return;
+  std::function<void()> sync = std::move(node.deferredSync);
+  node.deferredSync = {};
+  try {
+    sync();
+  } catch (const std::exception& error) {
+    fail("n" + std::to_string(node.id) + " could not sync: " + error.what());
+    crash(node.id);
+    return;
+  }
+  node.durableLast = std::max(node.durableLast, node.deferredThrough);
+  if (node.core->term() == node.deferredTerm) node.core->markDurable(node.deferredThrough);
+}
+
+void Simulation::persistAndSend(SimNode& node, raft::Ready ready, bool deferSync) {
   const std::string who = "n" + std::to_string(node.id);
   if (ready.hardState) {
     const raft::HardState& state = *ready.hardState;
@@ -655,7 +697,48 @@ void Simulation::persistAndSend(SimNode& node, raft::Ready ready) {
     }
   }
   try {
-    node.disk->persist(ready);
+    if (deferSync) {
+      std::function<void()> sync = node.disk->write(ready);
+      if (sync) {
+        // The newest job syncs the earlier ones' writes too.
+        const bool scheduled = static_cast<bool>(node.deferredSync);
+        node.deferredSync = std::move(sync);
+        node.deferredThrough = ready.entries.back().index;
+        node.deferredTerm = node.core->term();
+        const NodeId id = node.id;
+        const std::uint64_t incarnation = node.incarnation;
+        if (m_faultsActive && m_config.faults.crashesPerSecond > 0 && m_rng() % 10 == 0) {
+          // The crash that matters here: before the deferred sync ran.
+          schedule(
+              m_now + static_cast<Millis>(m_rng() % 4),
+              [this, id, incarnation] {
+                SimNode& target = nodeRef(id);
+                if (target.up && target.incarnation == incarnation && target.deferredSync)
+                  crashAndRestartLater(id);
+              },
+              "crash before the deferred sync");
+        }
+        if (!scheduled) {
+          // Mostly a few ms, as the server defers; now and then long enough
+          // for the leader to be deposed meanwhile.
+          const Millis delay = static_cast<Millis>(m_rng() % 10 == 0 ? m_rng() % 300 : m_rng() % 6);
+          schedule(
+              m_now + delay,
+              [this, id, incarnation] {
+                SimNode& target = nodeRef(id);
+                if (!target.up || target.incarnation != incarnation) return;  // lost in a crash
+                syncDeferred(target);
+                processReady(target);
+              },
+              "deferred sync");
+        }
+      }
+    } else {
+      node.disk->persist(ready);
+      // Its sync covered the earlier unsynced writes of the same segment
+      // (the others were synced when it closed).
+      if (!node.deferredSync || !ready.entries.empty()) node.durableLast = node.disk->lastIndex();
+    }
   } catch (const std::exception& error) {
     // Nothing was sent: the node stops, as a real server must.
     fail(who + " could not persist: " + error.what());
@@ -685,7 +768,11 @@ void Simulation::persistAndSend(SimNode& node, raft::Ready ready) {
     record(who + " installed snapshot at " + std::to_string(meta.index));
   }
   for (Message& message : ready.messages) send(message);
-  node.core->advance(ready);
+  if (deferSync) {
+    node.core->advanceWritten(ready);
+  } else {
+    node.core->advance(ready);
+  }
   maybeSnapshot(node);
 }
 
@@ -747,6 +834,12 @@ void Simulation::maybeSnapshot(SimNode& node) {
 
 void Simulation::send(const Message& message) {
   const std::string text = message.describe();
+  if (message.type == raft::MessageType::AppendResponse && !message.reject &&
+      message.index > nodeRef(message.from).durableLast) {
+    fail("n" + std::to_string(message.from) + " acknowledged index " +
+         std::to_string(message.index) + " which is durable only up to " +
+         std::to_string(nodeRef(message.from).durableLast));
+  }
   if (!linkUp(message.from, message.to) || (m_filter && m_filter(message))) {
     record("drop " + text, false);
     return;
@@ -757,9 +850,18 @@ void Simulation::send(const Message& message) {
     return;
   }
   const int copies = static_cast<double>(m_rng() % 1000000) / 1000000.0 < m_duplicateRate ? 2 : 1;
+  const std::uint64_t incarnation = nodeRef(message.from).incarnation;
   for (int copy = 0; copy < copies; ++copy) {
     schedule(
-        m_now + networkDelay(), [this, message] { deliver(message); }, "deliver");
+        m_now + networkDelay(),
+        [this, message, incarnation] {
+          if (nodeRef(message.from).powerCutIncarnation == incarnation && m_rng() % 2 == 0) {
+            record("lost in a power cut " + message.describe(), false);
+            return;
+          }
+          deliver(message);
+        },
+        "deliver");
   }
 }
 
@@ -800,8 +902,30 @@ void Simulation::checkInvariants(SimNode& node) {
     fail(who + " commit index went backwards: " + std::to_string(status.commit) + " < " +
          std::to_string(node.lastCommit));
   }
+  const Index previousCommit = node.lastCommit;
   node.lastCommit = status.commit;
   if (status.role != Role::Leader) return;
+  if (node.commitCheckedTerm != status.term ||
+      node.commitCheckedVoters != status.membership.voters) {
+    // What was committed when it was elected it learned as a follower, and a
+    // commit made just before a membership change counted the voters before.
+    node.commitCheckedTerm = status.term;
+    node.commitCheckedVoters = status.membership.voters;
+  } else if (status.commit > previousCommit) {
+    // Thesis §10.2.1: a leader counts its own copy only once it is durable.
+    std::vector<Index> matches;
+    for (const raft::PeerProgress& peer : status.progress) {
+      if (!peer.voter) continue;
+      matches.push_back(peer.id == node.id ? std::min(peer.match, node.durableLast) : peer.match);
+    }
+    std::sort(matches.begin(), matches.end(), std::greater<>());
+    const std::size_t quorum = status.membership.voters.size() / 2 + 1;
+    if (matches.size() >= quorum && status.commit > matches[quorum - 1]) {
+      fail(who + " committed " + std::to_string(status.commit) +
+           " counting its own copy, which is durable only up to " +
+           std::to_string(node.durableLast));
+    }
+  }
   auto [it, inserted] = m_leaderOfTerm.emplace(status.term, node.id);
   if (!inserted && it->second != node.id) {
     fail("two leaders in term " + std::to_string(status.term) + ": n" + std::to_string(it->second) +
@@ -937,16 +1061,18 @@ void Simulation::injectRandomFaults() {
         "heal");
   }
   if (faults.crashesPerSecond > 0 && chance(faults.crashesPerSecond * tick)) {
-    const NodeId victim = 1 + m_rng() % count;
-    if (nodeRef(victim).up) {
-      crash(victim);
-      const Millis downtime =
-          faults.crashDowntime / 2 +
-          static_cast<Millis>(m_rng() % static_cast<std::uint64_t>(faults.crashDowntime + 1));
-      schedule(
-          m_now + downtime, [this, victim] { restart(victim); }, "restart");
-    }
+    crashAndRestartLater(static_cast<NodeId>(1 + m_rng() % count));
   }
+}
+
+void Simulation::crashAndRestartLater(NodeId victim) {
+  if (!nodeRef(victim).up) return;
+  crash(victim);
+  const Millis downtime =
+      m_config.faults.crashDowntime / 2 +
+      static_cast<Millis>(m_rng() % static_cast<std::uint64_t>(m_config.faults.crashDowntime + 1));
+  schedule(
+      m_now + downtime, [this, victim] { restart(victim); }, "restart");
 }
 
 void Simulation::churnMembership() {
@@ -990,7 +1116,7 @@ void Simulation::churnMembership() {
 bool Simulation::runScenario() {
   m_dropRate = m_config.faults.dropRate;
   m_duplicateRate = m_config.faults.duplicateRate;
-  m_slowDiskActive = true;
+  m_faultsActive = true;
   const Millis faultyEnd = m_now + m_config.faultyPeriod;
   const Millis tick = m_config.tickMillis;
   for (Millis at = m_now + tick; at < faultyEnd; at += tick) {
@@ -1040,7 +1166,7 @@ bool Simulation::runScenario() {
   }
   runFor(m_config.faultyPeriod);
   // Heal everything, then the cluster must make progress again.
-  m_slowDiskActive = false;
+  m_faultsActive = false;
   heal();
   for (const auto& node : m_nodes) {
     node->diskDelay = 0;

@@ -67,6 +67,10 @@ struct SimConfig {
   /// `diskDirectory` is empty.
   bool diskBacked = false;
   std::string diskDirectory;
+  /// Disk-backed mode: a leader leaves the sync of about half of its batches
+  /// for later (0 to 5 ms) when its followers alone can commit them, as the
+  /// server runtime does (ServerConfig::ownSyncDelayMs); a crash loses them.
+  bool deferLeaderSyncs = true;
   /// Randomized runs (runScenario): how long faults are injected and how
   /// many client proposals per virtual second are attempted.
   Millis faultyPeriod = 3000;
@@ -205,7 +209,11 @@ class Simulation {
   void schedule(Millis at, std::function<void()> action, std::string label);
   void step();
   void processReady(SimNode& node);
-  void persistAndSend(SimNode& node, raft::Ready ready);
+  /// `deferSync`: a leader's batch is written but its sync left for later.
+  void persistAndSend(SimNode& node, raft::Ready ready, bool deferSync = false);
+  /// Makes what a leader wrote without syncing durable.
+  void syncDeferred(SimNode& node);
+  void crashAndRestartLater(NodeId victim);
   /// Applies a batch's committed entries and records its released reads.
   void handOut(SimNode& node, const raft::Ready& ready);
   void deliver(const raft::Message& message);
@@ -245,7 +253,7 @@ class Simulation {
   Observer m_observer;
   NodeId m_churnTarget = 0;
   int m_churnPhase = 0;
-  bool m_slowDiskActive = false;
+  bool m_faultsActive = false;  // runScenario()'s faulty period
   bool m_traceMessages = true;
   double m_dropRate = 0;
   double m_duplicateRate = 0;
