@@ -156,8 +156,12 @@ bool RaftRuntime::start() {
 }
 
 void RaftRuntime::shutdown() {
-  // A sync or a removal in flight uses the storage's files: let it finish first.
+  // A sync or a removal in flight uses the storage's files: let it finish
+  // first; what a leader wrote and has not synced yet is synced now.
+  if (m_syncWorker && m_deferredSync && usable()) syncDeferredNow();
   if (m_syncWorker) m_syncWorker->waitForIdle();
+  m_deferredSync = {};
+  m_deferredSyncTimer.reset();
   if (m_snapshotPool) m_snapshotPool->waitForDone();
   if (m_cleanupPool) m_cleanupPool->waitForDone();
   m_syncing.reset();
@@ -612,6 +616,7 @@ void RaftRuntime::processReady() {
     }
     while (m_node->hasReady()) {
       raft::Ready ready = m_node->ready();
+      if (!ready.sendBeforePersist && !syncDeferredNow()) return;
       // A leader's replication leaves before its own write (thesis §10.2.1).
       if (ready.sendBeforePersist) {
         sendAndHandOut(ready);
@@ -626,7 +631,16 @@ void RaftRuntime::processReady() {
         failPersist(ready.number, QString::fromUtf8(error.what()));
         return;
       }
+      if (sync && ready.sendBeforePersist && m_config.ownSyncDelayMs > 0 &&
+          !m_node->ownSyncNeeded()) {
+        deferSync(std::move(sync), ready.entries.back().index);
+        finishReady(ready, false);
+        continue;
+      }
       if (sync && ready.sendBeforePersist) {
+        // This sync covers what was deferred, too.
+        m_deferredSync = {};
+        if (m_deferredSyncTimer) m_deferredSyncTimer->stop();
         startSync(std::move(ready), std::move(sync));
         break;
       }
@@ -650,7 +664,85 @@ void RaftRuntime::processReady() {
     fail(QStringLiteral("runtime failed: %1").arg(QString::fromUtf8(error.what())));
     return;
   }
+  // A follower dropped out meanwhile: the leader's own copy counts now.
+  if (m_deferredSync && m_node->ownSyncNeeded()) postDeferredSync();
   publish();
+}
+
+void RaftRuntime::deferSync(std::function<void()> sync, raft::Index through) {
+  // The newest job syncs every earlier unsynced write as well.
+  m_deferredWrites = true;
+  m_deferredSync = std::move(sync);
+  m_deferredThrough = through;
+  if (!m_deferredSyncTimer) {
+    m_deferredSyncTimer = std::make_unique<QTimer>();
+    m_deferredSyncTimer->setSingleShot(true);
+    m_deferredSyncTimer->setTimerType(Qt::PreciseTimer);
+    connect(m_deferredSyncTimer.get(), &QTimer::timeout, this, &RaftRuntime::postDeferredSync);
+  }
+  if (!m_deferredSyncTimer->isActive()) m_deferredSyncTimer->start(m_config.ownSyncDelayMs);
+}
+
+void RaftRuntime::postDeferredSync() {
+  if (m_deferredSyncTimer) m_deferredSyncTimer->stop();
+  if (!m_deferredSync || !usable()) return;
+  const raft::Index through = m_deferredThrough;
+  const raft::Term term = m_node->term();
+  m_syncWorker->post([this, sync = std::move(m_deferredSync), through, term] {
+    try {
+      sync();
+    } catch (const std::exception& failure) {
+      QMutexLocker lock(&m_deferredFailureMutex);
+      m_deferredFailure = QString::fromUtf8(failure.what());
+    }
+    QMetaObject::invokeMethod(
+        this, [this, through, term] { onDeferredSynced(through, term); }, Qt::QueuedConnection);
+  });
+  m_deferredSync = {};
+}
+
+void RaftRuntime::onDeferredSynced(raft::Index through, raft::Term term) {
+  if (!usable()) return;
+  QString failure;
+  {
+    QMutexLocker lock(&m_deferredFailureMutex);
+    failure = m_deferredFailure;
+  }
+  if (!failure.isEmpty()) {
+    fail(QStringLiteral("cannot persist the leader's log: %1").arg(failure));
+    return;
+  }
+  // In a later term the log may have been cut and rewritten above a point
+  // this sync did not cover (a leader never cuts its log in its own term).
+  if (m_node->term() != term) return;
+  m_node->markDurable(through);
+  processReady();
+}
+
+bool RaftRuntime::syncDeferredNow() {
+  if (!m_deferredWrites) return true;
+  if (m_deferredSyncTimer) m_deferredSyncTimer->stop();
+  m_syncWorker->waitForIdle();
+  QString failure;
+  {
+    QMutexLocker lock(&m_deferredFailureMutex);
+    failure = m_deferredFailure;
+  }
+  if (failure.isEmpty() && m_deferredSync) {
+    std::function<void()> sync = std::move(m_deferredSync);
+    m_deferredSync = {};
+    try {
+      sync();
+    } catch (const std::exception& error) {
+      failure = QString::fromUtf8(error.what());
+    }
+  }
+  if (failure.isEmpty()) {
+    m_deferredWrites = false;
+    return true;
+  }
+  fail(QStringLiteral("cannot persist the leader's log: %1").arg(failure));
+  return false;
 }
 
 void RaftRuntime::startSync(raft::Ready ready, std::function<void()> sync) {
@@ -697,7 +789,7 @@ void RaftRuntime::sendMessages(raft::Ready& ready) {
   m_transport->flushWrites();
 }
 
-void RaftRuntime::finishReady(raft::Ready& ready) {
+void RaftRuntime::finishReady(raft::Ready& ready, bool durable) {
   if (ready.role && ready.role != m_lastRole) {
     // A pre-vote round changes no term. A node that keeps failing one (cut
     // off, or removed without having learned it) would log two lines every
@@ -728,7 +820,11 @@ void RaftRuntime::finishReady(raft::Ready& ready) {
   }
   if (ready.snapshot) installStoredSnapshot(*ready.snapshot);
   sendMessages(ready);
-  m_node->advance(ready);
+  if (durable) {
+    m_node->advance(ready);
+  } else {
+    m_node->advanceWritten(ready);
+  }
   reportUnreachable();
 }
 

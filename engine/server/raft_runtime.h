@@ -200,6 +200,14 @@ class RaftRuntime : public QObject {
   /// onSynced().
   void startSync(raft::Ready ready, std::function<void()> sync);
   void onSynced(const QString& error);
+  /// A leader's own sync left for later: `sync` covers every batch written
+  /// so far, up to `through`.
+  void deferSync(std::function<void()> sync, raft::Index through);
+  void postDeferredSync();
+  void onDeferredSynced(raft::Index through, raft::Term term);
+  /// Makes every deferred write durable before anything of a batch that is
+  /// not the leader's leaves; false when that failed (the server stopped).
+  bool syncDeferredNow();
   /// Stops the node: Ready batch `batch` could not be made durable.
   void failPersist(std::uint64_t batch, const QString& error);
   void sendMessages(raft::Ready& ready);
@@ -210,7 +218,7 @@ class RaftRuntime : public QObject {
   void handOut(raft::Ready& ready);
   /// Everything after the write: role callbacks, snapshot install, the
   /// messages still to send, advance.
-  void finishReady(raft::Ready& ready);
+  void finishReady(raft::Ready& ready, bool durable = true);
   void reportUnreachable();
   void fail(const QString& reason);
   void publish();
@@ -261,6 +269,15 @@ class RaftRuntime : public QObject {
   std::unique_ptr<QThreadPool> m_cleanupPool;
   /// The batch whose sync is in flight (the core has no other outstanding).
   std::optional<raft::Ready> m_syncing;
+  std::function<void()> m_deferredSync;
+  // Set from the first deferred write until syncDeferredNow() made it durable.
+  bool m_deferredWrites = false;
+  raft::Index m_deferredThrough = 0;
+  std::unique_ptr<QTimer> m_deferredSyncTimer;
+  // A deferred sync that failed on the sync worker (set there, read here
+  // after waiting for the worker).
+  QMutex m_deferredFailureMutex;
+  QString m_deferredFailure;
   std::vector<raft::NodeId> m_unreachable;
   struct PendingSnapshot {
     raft::Index index = 0;

@@ -55,6 +55,11 @@ struct ServerConfig {
   /// First delay before reconnecting to a peer; doubles up to the maximum.
   int reconnectMinMs = 50;
   int reconnectMaxMs = 1000;
+  /// Disk level: how long a leader may defer the sync of its own log while
+  /// its followers alone form a majority that commits the entries (one sync
+  /// then covers many batches, and the followers' syncs need not share the
+  /// disk with it on a one-machine cluster); 0 syncs every batch at once.
+  int ownSyncDelayMs = 2;
   /// Disk level: a log segment is closed once it would grow past this size.
   std::uint64_t segmentBytes = 32u << 20;
   /// The state machine executor snapshots every this many applied entries
