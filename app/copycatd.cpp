@@ -50,16 +50,24 @@ int usageError(const QCommandLineParser& parser, const QString& message) {
   return kExitUsage;
 }
 
-std::optional<int> positiveNumber(const QCommandLineParser& parser, const QString& name,
-                                  QString* error) {
+std::optional<int> number(const QCommandLineParser& parser, const QString& name, int minimum,
+                          QString* error) {
   if (!parser.isSet(name)) return std::nullopt;
   bool ok = false;
   const int value = parser.value(name).toInt(&ok);
-  if (!ok || value <= 0) {
-    *error = QStringLiteral("--%1 needs a positive number, got '%2'").arg(name, parser.value(name));
+  if (!ok || value < minimum) {
+    *error =
+        QStringLiteral("--%1 needs a %2 number, got '%3'")
+            .arg(name, minimum > 0 ? QStringLiteral("positive") : QStringLiteral("non-negative"),
+                 parser.value(name));
     return std::nullopt;
   }
   return value;
+}
+
+std::optional<int> positiveNumber(const QCommandLineParser& parser, const QString& name,
+                                  QString* error) {
+  return number(parser, name, 1, error);
 }
 
 QStringList memberList(const QString& text, QString* error) {
@@ -118,6 +126,10 @@ int main(int argc, char** argv) {
        QStringLiteral("N")},
       {QStringLiteral("cluster-id"), QStringLiteral("Refuse peers and clients of other clusters."),
        QStringLiteral("ID")},
+      {QStringLiteral("own-sync-delay-ms"),
+       QStringLiteral("While leading, defer the sync of its own log up to N ms as long as the "
+                      "followers alone can commit (default 2; 0: sync every batch at once)."),
+       QStringLiteral("N")},
   });
   if (!parser.parse(normalizeArguments(QCoreApplication::arguments()))) {
     return usageError(parser, parser.errorText());
@@ -156,6 +168,8 @@ int main(int argc, char** argv) {
       positiveNumber(parser, QStringLiteral("session-timeout-ms"), &error);
   const std::optional<int> snapshotEntries =
       positiveNumber(parser, QStringLiteral("snapshot-entries"), &error);
+  const std::optional<int> ownSyncDelayMs =
+      number(parser, QStringLiteral("own-sync-delay-ms"), 0, &error);
   if (!error.isEmpty()) return usageError(parser, error);
   QStringList bootstrapMembers;
   QStringList joinMembers;
@@ -190,6 +204,7 @@ int main(int argc, char** argv) {
     if (electionMs) builder.withElectionTimeout(std::chrono::milliseconds(*electionMs));
     if (heartbeatMs) builder.withHeartbeatInterval(std::chrono::milliseconds(*heartbeatMs));
     if (sessionMs) builder.withSessionTimeout(std::chrono::milliseconds(*sessionMs));
+    if (ownSyncDelayMs) builder.withOwnSyncDelay(std::chrono::milliseconds(*ownSyncDelayMs));
     server = builder.build();
   } catch (const std::invalid_argument& invalid) {
     return usageError(parser, QString::fromUtf8(invalid.what()));

@@ -983,6 +983,10 @@ class ProcessClusterTimingTest : public QObject {
     QTest::newRow("--heartbeat-ms -5")
         << valid + QStringList{QStringLiteral("--heartbeat-ms"), QStringLiteral("-5")};
     QTest::newRow("--heartbeat-ms=-5") << valid + QStringList{QStringLiteral("--heartbeat-ms=-5")};
+    QTest::newRow("--own-sync-delay-ms -1")
+        << valid + QStringList{QStringLiteral("--own-sync-delay-ms"), QStringLiteral("-1")};
+    QTest::newRow("--own-sync-delay-ms 5000")
+        << valid + QStringList{QStringLiteral("--own-sync-delay-ms"), QStringLiteral("5000")};
     QTest::newRow("unknown option") << valid + QStringList{QStringLiteral("--frobnicate")};
   }
 

@@ -114,6 +114,11 @@ Server::Builder& Server::Builder::withSessionTimeout(std::chrono::milliseconds t
   return *this;
 }
 
+Server::Builder& Server::Builder::withOwnSyncDelay(std::chrono::milliseconds delay) {
+  m_ownSyncDelay = delay;
+  return *this;
+}
+
 Server::Builder& Server::Builder::withClusterId(std::string clusterId) {
   m_clusterId = std::move(clusterId);
   return *this;
@@ -166,6 +171,10 @@ std::unique_ptr<Server> Server::Builder::build() {
     throw std::invalid_argument("the session timeout must be positive");
   }
   config.sessionTimeoutMs = static_cast<std::uint64_t>(m_sessionTimeout.count());
+  if (m_ownSyncDelay.count() < 0 || m_ownSyncDelay > std::chrono::seconds(1)) {
+    throw std::invalid_argument("the leader's sync delay must be between 0 and 1000 ms");
+  }
+  config.ownSyncDelayMs = static_cast<int>(m_ownSyncDelay.count());
   // One tick is the heartbeat interval, up to 50 ms; longer heartbeats span
   // several ticks.
   const auto heartbeat = static_cast<int>(m_heartbeatInterval.count());

@@ -68,6 +68,10 @@ class Server {
     /// How long a client session lives without a keep-alive when the client
     /// asks for no timeout of its own (log time).
     Builder& withSessionTimeout(std::chrono::milliseconds timeout);
+    /// Disk level: how long a leader may defer the sync of its own log while
+    /// its followers alone can commit the entries (ServerConfig::ownSyncDelayMs;
+    /// default 2 ms); 0 syncs every batch at once.
+    Builder& withOwnSyncDelay(std::chrono::milliseconds delay);
     Builder& withClusterId(std::string clusterId);
     Builder& withName(QString name);
     /// Adjusts the runtime configuration directly (tests, tools).
@@ -91,6 +95,7 @@ class Server {
     std::chrono::milliseconds m_electionTimeout{500};
     std::chrono::milliseconds m_heartbeatInterval{50};
     std::chrono::milliseconds m_sessionTimeout{5000};
+    std::chrono::milliseconds m_ownSyncDelay{ServerConfig{}.ownSyncDelayMs};
     std::string m_clusterId;
     std::vector<std::function<void(ServerConfig&)>> m_tweaks;
   };
