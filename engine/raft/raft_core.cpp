@@ -50,6 +50,7 @@ RaftCore::RaftCore(const Config& config, const LogStorage& storage, Membership i
   m_term = hardState.term;
   m_vote = hardState.vote;
   m_persistedHardState = hardState;
+  m_durableLastIndex = storage.lastIndex();
   m_restarted = hardState.term > 0;
   m_membership = snapshot.membership;
   m_membershipHistory.push_back({snapshot.index, snapshot.membership});
@@ -983,7 +984,7 @@ void RaftCore::syncProgressWithMembership() {
     Progress progress;
     progress.next = last + 1;
     if (id == m_config.id) {
-      progress.match = m_log.stableLastIndex();
+      progress.match = std::min(m_durableLastIndex, m_log.stableLastIndex());
       progress.recentActive = true;
     }
     m_progress.emplace(id, progress);
@@ -1110,11 +1111,11 @@ void RaftCore::advanceWritten(const Ready& batch) {
 }
 
 void RaftCore::markDurable(Index index) {
+  m_durableLastIndex = std::max(m_durableLastIndex, std::min(index, m_log.stableLastIndex()));
   // Only a leader counts its own copy; elsewhere nothing left the node
   // before its write was durable.
   if (m_role != Role::Leader) return;
-  if (m_progress[m_config.id].maybeUpdate(std::min(index, m_log.stableLastIndex())) &&
-      maybeCommit()) {
+  if (m_progress[m_config.id].maybeUpdate(m_durableLastIndex) && maybeCommit()) {
     m_commitBroadcastPending = true;
   }
 }
@@ -1145,9 +1146,13 @@ void RaftCore::finishBatch(const Ready& batch, bool durable) {
   if (batch.snapshot) {
     m_log.stableSnapshotTo(batch.snapshot->index);
     m_log.setApplied(std::max(m_log.applied(), batch.snapshot->index));
+    m_durableLastIndex =
+        std::max(std::min(m_durableLastIndex, m_log.stableLastIndex()), batch.snapshot->index);
   }
   if (!batch.entries.empty()) {
     m_log.stableTo(batch.entries.back().index, batch.entries.back().term);
+    // Entries after the first new one may have been replaced.
+    m_durableLastIndex = std::min(m_durableLastIndex, batch.entries.front().index - 1);
     // Thesis §10.2.1: a leader replicated its entries while writing them; it
     // counts itself toward their commitment only once they are durable.
     if (durable) markDurable(batch.entries.back().index);

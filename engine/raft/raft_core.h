@@ -181,6 +181,9 @@ class RaftCore {
   bool m_heartbeatPending = false;
   bool m_restarted = false;
   HardState m_persistedHardState;
+  /// The last log index known durable here (advance, markDurable); entries
+  /// after it may be only written (advanceWritten).
+  Index m_durableLastIndex = 0;
   Role m_reportedRole = Role::Follower;
   NodeId m_reportedLeader = kNoNode;
   bool m_readyOutstanding = false;
