@@ -123,8 +123,9 @@ struct Ready {
   /// state machine and every log entry up to meta.index.
   std::optional<SnapshotMeta> snapshot;
   std::vector<Message> messages;
-  /// Committed entries that earlier batches made durable here: they may be
-  /// applied at once, before this batch is written.
+  /// Committed entries that earlier batches wrote here (durably, or, on a
+  /// leader that deferred its sync, durable on a majority without it): they
+  /// may be applied at once, before this batch is written.
   std::vector<Entry> committed;
   std::vector<ReadState> reads;
   /// Set when role or leader changed since the previous batch.
