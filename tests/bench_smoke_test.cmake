@@ -49,8 +49,8 @@ foreach(percentile p50 p90 p99 p999 max)
     message(FATAL_ERROR "latency_ms.${percentile} missing from: ${line}")
   endif()
 endforeach()
-foreach(figure fdatasync_per_s fdatasync_p50_ms quorum_sync_p50_ms concurrent_syncs_per_s
-               loopback_rtt_us)
+foreach(figure fdatasync_per_s fdatasync_p50_ms quorum_sync_p50_ms pair_sync_p50_ms
+               concurrent_syncs_per_s loopback_rtt_us)
   string(JSON value ERROR_VARIABLE missing GET "${line}" physical ${figure})
   if(missing OR value LESS_EQUAL 0)
     message(FATAL_ERROR "physical.${figure} missing or not positive in: ${line}")

@@ -11,6 +11,7 @@
 #include <array>
 #include <atomic>
 #include <barrier>
+#include <limits>
 #include <cerrno>
 #include <cstring>
 #include <stdexcept>
@@ -119,28 +120,31 @@ class WriterFiles {
   std::array<std::string, kWriters> m_paths;
 };
 
-void quorumSyncFigures(const QString& directory, double seconds, PhysicalFigures* figures) {
-  constexpr std::size_t kWriters = WriterFiles::kWriters;
+/// `writers` (2 or 3) threads start a 4 KiB append and fdatasync together,
+/// round after round: the median time until the second of them finished.
+double secondSyncDoneP50Ms(const QString& directory, double seconds, std::size_t writers) {
   const WriterFiles files(directory);
   const std::int64_t end = nowNs() + static_cast<std::int64_t>(seconds * 1e9);
   std::int64_t roundStart = 0;
-  std::array<std::int64_t, kWriters> finished{};
+  // The slots of writers not taking part stay last when sorted.
+  std::array<std::int64_t, WriterFiles::kWriters> finished;
+  finished.fill(std::numeric_limits<std::int64_t>::max());
   std::vector<std::int64_t> secondDone;
   bool more = true;
   std::atomic<bool> failed{false};
-  // A round starts when all three are ready and ends when all three synced.
-  std::barrier start(static_cast<std::ptrdiff_t>(kWriters), [&]() noexcept {
+  // A round starts when all are ready and ends when all synced.
+  std::barrier start(static_cast<std::ptrdiff_t>(writers), [&]() noexcept {
     more = !failed && (nowNs() < end || secondDone.size() < 3);
     roundStart = nowNs();
   });
-  std::barrier finish(static_cast<std::ptrdiff_t>(kWriters), [&]() noexcept {
-    std::array<std::int64_t, kWriters> sorted = finished;
+  std::barrier finish(static_cast<std::ptrdiff_t>(writers), [&]() noexcept {
+    std::array<std::int64_t, WriterFiles::kWriters> sorted = finished;
     std::sort(sorted.begin(), sorted.end());
     secondDone.push_back(sorted[1] - roundStart);
   });
-  std::vector<std::thread> writers;
-  for (std::size_t i = 0; i < kWriters; ++i) {
-    writers.emplace_back([&, i] {
+  std::vector<std::thread> threads;
+  for (std::size_t i = 0; i < writers; ++i) {
+    threads.emplace_back([&, i] {
       for (;;) {
         start.arrive_and_wait();
         if (!more) return;
@@ -150,9 +154,9 @@ void quorumSyncFigures(const QString& directory, double seconds, PhysicalFigures
       }
     });
   }
-  for (std::thread& writer : writers) writer.join();
+  for (std::thread& thread : threads) thread.join();
   if (failed) fail("write/fdatasync " + files.path(0));
-  figures->quorumSyncP50Ms = summarize(secondDone).p50Ms;
+  return summarize(secondDone).p50Ms;
 }
 
 void concurrentSyncFigures(const QString& directory, double seconds, PhysicalFigures* figures) {
@@ -307,7 +311,8 @@ PhysicalFigures measurePhysical(const QString& directory, double seconds) {
   PhysicalFigures figures;
   figures.filesystem = filesystemName(directory);
   syncFigures(directory, seconds * 0.3, &figures);
-  quorumSyncFigures(directory, seconds * 0.15, &figures);
+  figures.quorumSyncP50Ms = secondSyncDoneP50Ms(directory, seconds * 0.1, 3);
+  figures.pairSyncP50Ms = secondSyncDoneP50Ms(directory, seconds * 0.05, 2);
   concurrentSyncFigures(directory, seconds * 0.1, &figures);
   sequentialFigures(directory, seconds * 0.1, &figures);
   rttFigures(seconds * 0.2, &figures);

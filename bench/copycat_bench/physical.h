@@ -12,6 +12,10 @@ struct PhysicalFigures {
   /// together: the median time until the second has finished, the disk's
   /// share of a 3-node commit.
   double quorumSyncP50Ms = 0;
+  /// The same with two writers, until both finished: the disk's share of a
+  /// 3-node commit when the leader defers its own sync and the two
+  /// followers' copies commit.
+  double pairSyncP50Ms = 0;
   /// Three writers append 4 KiB and fdatasync back to back, each on its own
   /// file: syncs per second of all three together. Every replica syncs every
   /// batch, so a 3-node cluster commits at most a third of this many batches.

@@ -96,6 +96,7 @@ QJsonObject physicalJson(const PhysicalFigures& physical) {
   return {{QStringLiteral("fdatasync_per_s"), physical.fdatasyncPerSec},
           {QStringLiteral("fdatasync_p50_ms"), physical.fdatasyncP50Ms},
           {QStringLiteral("quorum_sync_p50_ms"), physical.quorumSyncP50Ms},
+          {QStringLiteral("pair_sync_p50_ms"), physical.pairSyncP50Ms},
           {QStringLiteral("concurrent_syncs_per_s"), physical.concurrentSyncsPerSec},
           {QStringLiteral("loopback_rtt_us"), physical.loopbackRttUs},
           {QStringLiteral("loopback_rtt_p99_us"), physical.loopbackRttP99Us},

@@ -314,6 +314,8 @@ void physicalScenario(RunContext& context) {
                 QStringLiteral("%1 ms").arg(fixed(f.fdatasyncP50Ms, 2))});
   table.addRow({QStringLiteral("3 writers syncing at once: 2nd done, p50 (a 3-node commit)"),
                 QStringLiteral("%1 ms").arg(fixed(f.quorumSyncP50Ms, 2))});
+  table.addRow({QStringLiteral("2 writers syncing at once: both done, p50 (the followers' copies)"),
+                QStringLiteral("%1 ms").arg(fixed(f.pairSyncP50Ms, 2))});
   table.addRow({QStringLiteral("3 writers syncing back to back, in all"),
                 QStringLiteral("%1 /s").arg(grouped(f.concurrentSyncsPerSec))});
   table.addRow({QStringLiteral("loopback TCP round trip, 256 B, p50"),
