@@ -608,7 +608,7 @@ void Simulation::processReady(SimNode& node) {
     // write is durable.
     if (!ready.sendBeforePersist) syncDeferred(node);
     if (!node.up) return;
-    // Committed entries were durable before this batch: applied at once.
+    // Committed entries were written before this batch: applied at once.
     handOut(node, ready);
     if (ready.sendBeforePersist && !ready.entries.empty() && m_config.diskBacked &&
         m_config.deferLeaderSyncs && !node.core->ownSyncNeeded() && m_rng() % 2 == 0) {
