@@ -278,6 +278,50 @@ class ServerClusterTimingTest : public QObject {
     QVERIFY(!cluster.anyOutOfOrder());
   }
 
+  // While both followers are replicated to, the leader syncs its own log
+  // once per ownSyncDelayMs (200 ms here, to make it plain), the followers
+  // every write; with a follower gone its own copy counts, and commits do not
+  // wait for the delay.
+  void leaderDefersItsOwnSyncOnlyWhileFollowersCommit() {
+    constexpr int kDelayMs = 200;
+    Cluster cluster(true, 3,
+                    [](NodeId, ServerConfig& config) { config.ownSyncDelayMs = kDelayMs; });
+    QVERIFY(cluster.start());
+    QTRY_VERIFY_WITH_TIMEOUT(cluster.agreedLeader().has_value(), kLeaderTimeoutMs);
+    QVERIFY(cluster.commit("warm-up"));
+    const NodeId leader = *cluster.agreedLeader();
+    std::map<NodeId, std::uint64_t> before;
+    for (NodeId id : {1, 2, 3}) before[id] = cluster.node(id).storageCounters().syncs;
+    QElapsedTimer elapsed;
+    elapsed.start();
+    constexpr int kWrites = 60;
+    for (int i = 0; i < kWrites; ++i) QVERIFY(cluster.commit("write " + std::to_string(i)));
+    const qint64 tookMs = elapsed.elapsed();
+    for (NodeId id : {1, 2, 3}) {
+      const std::uint64_t syncs = cluster.node(id).storageCounters().syncs - before[id];
+      if (id == leader) {
+        const auto bound = static_cast<std::uint64_t>(tookMs / kDelayMs + 3);
+        QVERIFY2(
+            syncs <= bound,
+            qPrintable(QStringLiteral("leader synced %1 times in %2 ms").arg(syncs).arg(tookMs)));
+      } else {
+        QVERIFY2(syncs >= kWrites,
+                 qPrintable(QStringLiteral("follower %1 synced %2 times").arg(id).arg(syncs)));
+      }
+    }
+
+    const NodeId follower = leader == 1 ? 2 : 1;
+    cluster.node(follower).stop();
+    elapsed.restart();
+    constexpr int kAlone = 10;
+    for (int i = 0; i < kAlone; ++i) QVERIFY(cluster.commit("alone " + std::to_string(i)));
+    QVERIFY2(elapsed.elapsed() < kAlone * kDelayMs * 3 / 4,
+             qPrintable(QStringLiteral("%1 writes with one follower took %2 ms")
+                            .arg(kAlone)
+                            .arg(elapsed.elapsed())));
+    QVERIFY(!cluster.anyOutOfOrder());
+  }
+
   void restartFromDisk() {
     Cluster cluster(true, 3);
     QVERIFY(cluster.start());
