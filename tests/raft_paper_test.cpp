@@ -874,6 +874,8 @@ void RaftPaperTest::leaderDefersItsOwnSyncOnlyWhileFollowersCanCommit() {
   raft::Ready written = leader.ready();
   net.storage(1).append(written.entries);
   leader.advanceWritten(written);
+  QCOMPARE(leader.status().lastIndex, c + 1);
+  QCOMPARE(leader.status().durable, c);
   // Node 2 acknowledges a: its copy and a written one are not two durable.
   for (const Message& append : written.messages) {
     if (append.to == 2) net.inject(append);
@@ -882,6 +884,7 @@ void RaftPaperTest::leaderDefersItsOwnSyncOnlyWhileFollowersCanCommit() {
     leader.step(ack);
   QCOMPARE(leader.status().commit, c);
   leader.markDurable(c + 1);
+  QCOMPARE(leader.status().durable, c + 1);
   QCOMPARE(leader.status().commit, c + 1);
   net.drain(1);
   QCOMPARE(net.peer(1).values.back(), std::string("a"));

@@ -98,6 +98,9 @@ struct Status {
   NodeId leader = kNoNode;
   Index commit = 0;
   Index applied = 0;  // handed to the runtime to apply (Ready::committed)
+  /// The last log index known durable here; a leader that defers its own
+  /// sync has written entries after it (up to lastIndex) that a crash loses.
+  Index durable = 0;
   Index firstIndex = 0;
   Index lastIndex = 0;
   Index snapshotIndex = 0;

@@ -1169,6 +1169,7 @@ Status RaftCore::status() const {
   status.leader = m_leader;
   status.commit = m_log.committed();
   status.applied = m_log.applied();
+  status.durable = std::min(m_durableLastIndex, m_log.stableLastIndex());
   status.firstIndex = m_log.firstIndex();
   status.lastIndex = m_log.lastIndex();
   status.snapshotIndex = m_storage.snapshotMeta().index;
