@@ -689,12 +689,7 @@ void RaftRuntime::postDeferredSync() {
   const raft::Index through = m_deferredThrough;
   const raft::Term term = m_node->term();
   m_syncWorker->post([this, sync = std::move(m_deferredSync), through, term] {
-    try {
-      sync();
-    } catch (const std::exception& failure) {
-      QMutexLocker lock(&m_deferredFailureMutex);
-      m_deferredFailure = QString::fromUtf8(failure.what());
-    }
+    runDeferredSync(sync);
     QMetaObject::invokeMethod(
         this, [this, through, term] { onDeferredSynced(through, term); }, Qt::QueuedConnection);
   });
@@ -702,16 +697,7 @@ void RaftRuntime::postDeferredSync() {
 }
 
 void RaftRuntime::onDeferredSynced(raft::Index through, raft::Term term) {
-  if (!usable()) return;
-  QString failure;
-  {
-    QMutexLocker lock(&m_deferredFailureMutex);
-    failure = m_deferredFailure;
-  }
-  if (!failure.isEmpty()) {
-    fail(QStringLiteral("cannot persist the leader's log: %1").arg(failure));
-    return;
-  }
+  if (!usable() || stopIfDeferredSyncFailed()) return;
   // In a later term the log may have been cut and rewritten above a point
   // this sync did not cover (a leader never cuts its log in its own term).
   if (m_node->term() != term) return;
@@ -723,26 +709,33 @@ bool RaftRuntime::syncDeferredNow() {
   if (!m_deferredWrites) return true;
   if (m_deferredSyncTimer) m_deferredSyncTimer->stop();
   m_syncWorker->waitForIdle();
+  if (m_deferredSync) {
+    runDeferredSync(m_deferredSync);
+    m_deferredSync = {};
+  }
+  if (stopIfDeferredSyncFailed()) return false;
+  m_deferredWrites = false;
+  return true;
+}
+
+void RaftRuntime::runDeferredSync(const std::function<void()>& sync) {
+  try {
+    sync();
+  } catch (const std::exception& failure) {
+    QMutexLocker lock(&m_deferredFailureMutex);
+    m_deferredFailure = QString::fromUtf8(failure.what());
+  }
+}
+
+bool RaftRuntime::stopIfDeferredSyncFailed() {
   QString failure;
   {
     QMutexLocker lock(&m_deferredFailureMutex);
     failure = m_deferredFailure;
   }
-  if (failure.isEmpty() && m_deferredSync) {
-    std::function<void()> sync = std::move(m_deferredSync);
-    m_deferredSync = {};
-    try {
-      sync();
-    } catch (const std::exception& error) {
-      failure = QString::fromUtf8(error.what());
-    }
-  }
-  if (failure.isEmpty()) {
-    m_deferredWrites = false;
-    return true;
-  }
+  if (failure.isEmpty()) return false;
   fail(QStringLiteral("cannot persist the leader's log: %1").arg(failure));
-  return false;
+  return true;
 }
 
 void RaftRuntime::startSync(raft::Ready ready, std::function<void()> sync) {

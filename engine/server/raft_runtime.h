@@ -208,6 +208,10 @@ class RaftRuntime : public QObject {
   /// Makes every deferred write durable before anything of a batch that is
   /// not the leader's leaves; false when that failed (the server stopped).
   bool syncDeferredNow();
+  /// Runs a deferred sync job (on any thread) and records its failure.
+  void runDeferredSync(const std::function<void()>& sync);
+  /// Stops the server when a deferred sync failed; true then.
+  bool stopIfDeferredSyncFailed();
   /// Stops the node: Ready batch `batch` could not be made durable.
   void failPersist(std::uint64_t batch, const QString& error);
   void sendMessages(raft::Ready& ready);
