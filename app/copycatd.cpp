@@ -130,6 +130,11 @@ int main(int argc, char** argv) {
        QStringLiteral("While leading, defer the sync of its own log up to N ms as long as the "
                       "followers alone can commit (default 2; 0: sync every batch at once)."),
        QStringLiteral("N")},
+      {QStringLiteral("follower-apply-delay-ms"),
+       QStringLiteral("While following, hold committed entries up to N ms before the state "
+                      "machine applies them, in one go (default 5; 0: apply every batch at "
+                      "once)."),
+       QStringLiteral("N")},
   });
   if (!parser.parse(normalizeArguments(QCoreApplication::arguments()))) {
     return usageError(parser, parser.errorText());
@@ -170,6 +175,8 @@ int main(int argc, char** argv) {
       positiveNumber(parser, QStringLiteral("snapshot-entries"), &error);
   const std::optional<int> ownSyncDelayMs =
       number(parser, QStringLiteral("own-sync-delay-ms"), 0, &error);
+  const std::optional<int> followerApplyDelayMs =
+      number(parser, QStringLiteral("follower-apply-delay-ms"), 0, &error);
   if (!error.isEmpty()) return usageError(parser, error);
   QStringList bootstrapMembers;
   QStringList joinMembers;
@@ -205,6 +212,9 @@ int main(int argc, char** argv) {
     if (heartbeatMs) builder.withHeartbeatInterval(std::chrono::milliseconds(*heartbeatMs));
     if (sessionMs) builder.withSessionTimeout(std::chrono::milliseconds(*sessionMs));
     if (ownSyncDelayMs) builder.withOwnSyncDelay(std::chrono::milliseconds(*ownSyncDelayMs));
+    if (followerApplyDelayMs) {
+      builder.withFollowerApplyDelay(std::chrono::milliseconds(*followerApplyDelayMs));
+    }
     server = builder.build();
   } catch (const std::invalid_argument& invalid) {
     return usageError(parser, QString::fromUtf8(invalid.what()));

@@ -987,6 +987,10 @@ class ProcessClusterTimingTest : public QObject {
         << valid + QStringList{QStringLiteral("--own-sync-delay-ms"), QStringLiteral("-1")};
     QTest::newRow("--own-sync-delay-ms 5000")
         << valid + QStringList{QStringLiteral("--own-sync-delay-ms"), QStringLiteral("5000")};
+    QTest::newRow("--follower-apply-delay-ms -1")
+        << valid + QStringList{QStringLiteral("--follower-apply-delay-ms"), QStringLiteral("-1")};
+    QTest::newRow("--follower-apply-delay-ms 1001")
+        << valid + QStringList{QStringLiteral("--follower-apply-delay-ms"), QStringLiteral("1001")};
     QTest::newRow("unknown option") << valid + QStringList{QStringLiteral("--frobnicate")};
   }
 

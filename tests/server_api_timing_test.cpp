@@ -6,6 +6,7 @@
 // cores, so every wait has a generous bound.
 
 #include <chrono>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -119,7 +120,9 @@ std::optional<Expected<T>> await(QFuture<Expected<T>> future, int timeoutMs = kR
 
 class Cluster {
  public:
-  explicit Cluster(std::uint64_t snapshotEntries = 10000) : m_snapshotEntries(snapshotEntries) {
+  explicit Cluster(std::uint64_t snapshotEntries = 10000,
+                   std::function<void(copycat::server::ServerConfig&)> tweak = {})
+      : m_snapshotEntries(snapshotEntries), m_tweak(std::move(tweak)) {
     for (quint16 port : freeLoopbackPorts(3)) m_members << QStringLiteral("127.0.0.1:%1").arg(port);
     for (const QString& address : m_members) m_servers[address] = build(address);
   }
@@ -133,6 +136,9 @@ class Cluster {
         .withElectionTimeout(std::chrono::milliseconds(1000))
         .withHeartbeatInterval(std::chrono::milliseconds(50))
         .withClusterId("api-test")
+        .withConfig([this](copycat::server::ServerConfig& config) {
+          if (m_tweak) m_tweak(config);
+        })
         .build();
   }
 
@@ -201,6 +207,7 @@ class Cluster {
 
  private:
   std::uint64_t m_snapshotEntries;
+  std::function<void(copycat::server::ServerConfig&)> m_tweak;
   QTemporaryDir m_directory;
   QStringList m_members;
   std::map<QString, std::unique_ptr<Server>> m_servers;
@@ -230,6 +237,7 @@ class ServerApiTimingTest : public QObject {
   void snapshotsAndRecovery();
   void unregisteredOperationIsAnError();
   void proposalFailsWhenLeadershipIsLost();
+  void followerServesSequentialReadsWithoutHoldingThem();
 };
 
 void ServerApiTimingTest::commandsAndQueriesThroughTheLeader() {
@@ -435,6 +443,31 @@ void ServerApiTimingTest::proposalFailsWhenLeadershipIsLost() {
   QFuture<Expected<std::optional<std::string>>> refused = leader->submit(PutCommand("k", "x"));
   QTRY_VERIFY_WITH_TIMEOUT(refused.isFinished(), kResultTimeoutMs);
   QVERIFY_THROWS_EXCEPTION(ServerError, refused.result());
+}
+
+// A follower holds committed entries for its state machine (ten minutes
+// here); a sequential read that needs them has them handed out at once.
+void ServerApiTimingTest::followerServesSequentialReadsWithoutHoldingThem() {
+  Cluster cluster(
+      10000, [](copycat::server::ServerConfig& config) { config.followerApplyDelayMs = 600000; });
+  QVERIFY(cluster.bootstrap());
+  QTRY_VERIFY_WITH_TIMEOUT(cluster.leader() != nullptr, kLeaderTimeoutMs);
+  const auto put = cluster.submit(PutCommand("held", "yes"));
+  QVERIFY(put && *put);
+  Server* leader = cluster.leader();
+  QVERIFY(leader);
+  const Index written = leader->appliedIndex();
+  // Heartbeats carry the commit index to the followers meanwhile.
+  QTest::qWait(300);
+  for (const auto& [address, server] : cluster.servers()) {
+    if (server.get() == leader) continue;
+    QVERIFY2(server->appliedIndex() < written, qPrintable(address));
+    const auto value =
+        await(server->submit(GetQuery("held"), copycat::Consistency::Sequential, written));
+    QVERIFY2(value && *value, qPrintable(address));
+    QVERIFY(value->value() == std::optional<std::string>("yes"));
+    QVERIFY(server->appliedIndex() >= written);
+  }
 }
 
 QTEST_GUILESS_MAIN(ServerApiTimingTest)

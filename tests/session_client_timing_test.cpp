@@ -146,6 +146,7 @@ class Cluster {
     std::uint64_t segmentBytes = 1u << 20;
     double replyDropRate = 0;
     std::chrono::milliseconds sessionTimeout{5000};
+    int followerApplyDelayMs = copycat::server::ServerConfig{}.followerApplyDelayMs;
   };
 
   explicit Cluster(Options options) : m_options(options) {
@@ -170,6 +171,7 @@ class Cluster {
         .withConfig([options](copycat::server::ServerConfig& config) {
           config.clientReplyDropRate = options.replyDropRate;
           config.snapshotKeepEntries = 5;
+          config.followerApplyDelayMs = options.followerApplyDelayMs;
         })
         .build();
   }
@@ -470,6 +472,27 @@ class SessionClientTimingTest : public QObject {
       QVERIFY(get && get->ok());
       QCOMPARE(get->value(), std::optional<std::string>(std::to_string(i)));
     }
+  }
+
+  // A follower holds committed entries for its state machine (ten minutes
+  // here): a client's sequential read there, which waits for its session's
+  // registration and its own write, has them handed out at once.
+  void sequentialReadAtAFollowerDoesNotWaitForHeldEntries() {
+    Cluster cluster({.followerApplyDelayMs = 600000});
+    QVERIFY(cluster.bootstrap());
+    QTRY_VERIFY_WITH_TIMEOUT(cluster.leader() != nullptr, kLeaderTimeoutMs);
+    auto reader = cluster.client({}, ServerSelection::Followers);
+    auto put = await(reader->submit(PutCommand("held", "yes")));
+    QVERIFY(put && put->ok());
+    // Heartbeats carry the commit index to the followers meanwhile.
+    QTest::qWait(300);
+    for (const QString& address : cluster.addresses()) {
+      if (address == leaderAddress(cluster)) continue;
+      QVERIFY2(cluster.server(address).appliedIndex() < reader->lastIndex(), qPrintable(address));
+    }
+    auto get = await(reader->submit(GetQuery("held"), Consistency::Sequential));
+    QVERIFY(get && get->ok());
+    QCOMPARE(get->value(), std::optional<std::string>("yes"));
   }
 
   void serverJoinsAndAnotherLeaves() {

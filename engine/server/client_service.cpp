@@ -474,6 +474,7 @@ void ClientService::onQuery(quint64 connection, const wire::Frame& frame) {
                            });
   };
   if (consistency == wire::CONSISTENCY_SEQUENTIAL) {
+    m_runtime.handOutHeldEntries();
     serve(minIndex);
     return;
   }

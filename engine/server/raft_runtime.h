@@ -112,7 +112,8 @@ struct RuntimeState {
 /// every tickIntervalMs, PeerTransport delivers messages, and once a round of
 /// input is stepped (before the thread's event loop waits again) the runtime
 /// drains the core's Ready batches: hand the committed entries (durable
-/// already) to the apply callback and release reads, persist (PERSIST BEFORE
+/// already) to the apply callback (a follower in batches, see
+/// ServerConfig::followerApplyDelayMs) and release reads, persist (PERSIST BEFORE
 /// SEND, except a leader's replication the core marks sendBeforePersist; a
 /// persist failure stops the node before anything else is sent; a leader's
 /// data sync runs on a thread of its own while this thread keeps stepping
@@ -163,6 +164,12 @@ class RaftRuntime : public QObject {
   /// Cuts or heals the link to `peer` (see PeerTransport::setLinkCut). Any
   /// thread.
   void setLinkCut(raft::NodeId peer, bool cut);
+  /// Hands the committed entries a follower holds (followerApplyDelayMs) to
+  /// the state machine now: a read is about to wait for them. Any thread.
+  void handOutHeldEntriesSoon();
+
+  /// The most committed entries a follower holds back.
+  static constexpr std::size_t kHeldEntriesLimit = 256;
 
   // --- For the client handler: on the runtime's thread only ---------------
 
@@ -178,6 +185,8 @@ class RaftRuntime : public QObject {
   using ReadCallback = std::function<void(std::optional<raft::Index> index, const QString& error)>;
   raft::ProposeResult readIndexNow(bool lease, ReadCallback done);
   raft::ProposeResult transferLeadershipNow(raft::NodeId target);
+  /// handOutHeldEntriesSoon() on the runtime's thread.
+  void handOutHeldEntries();
   /// Cheap on the hot path (statusNow() copies the whole status).
   raft::Role roleNow() const;
   raft::NodeId leaderNow() const;
@@ -220,6 +229,9 @@ class RaftRuntime : public QObject {
   void sendAndHandOut(raft::Ready& ready);
   /// Applies the committed entries and releases the reads of a batch.
   void handOut(raft::Ready& ready);
+  /// Passes committed entries to the apply callback; a follower holds them
+  /// back for up to followerApplyDelayMs (see ServerConfig).
+  void applyCommitted(std::vector<raft::Entry>&& committed);
   /// Everything after the write: role callbacks, snapshot install, the
   /// messages still to send, advance.
   void finishReady(raft::Ready& ready, bool durable = true);
@@ -283,6 +295,9 @@ class RaftRuntime : public QObject {
   QMutex m_deferredFailureMutex;
   QString m_deferredFailure;
   std::vector<raft::NodeId> m_unreachable;
+  /// Committed entries a follower has not handed to the state machine yet.
+  std::vector<raft::Entry> m_heldEntries;
+  std::unique_ptr<QTimer> m_heldEntriesTimer;
   struct PendingSnapshot {
     raft::Index index = 0;
     std::string data;

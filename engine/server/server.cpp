@@ -14,6 +14,14 @@ namespace copycat::server {
 
 namespace {
 
+/// A delay option's milliseconds: 0 to 1000, else std::invalid_argument.
+int delayMs(std::chrono::milliseconds delay, const std::string& what) {
+  if (delay.count() < 0 || delay > std::chrono::seconds(1)) {
+    throw std::invalid_argument(what + " must be between 0 and 1000 ms");
+  }
+  return static_cast<int>(delay.count());
+}
+
 QFuture<void> failedVoid(const QString& message) {
   QPromise<void> promise;
   QFuture<void> future = promise.future();
@@ -119,6 +127,11 @@ Server::Builder& Server::Builder::withOwnSyncDelay(std::chrono::milliseconds del
   return *this;
 }
 
+Server::Builder& Server::Builder::withFollowerApplyDelay(std::chrono::milliseconds delay) {
+  m_followerApplyDelay = delay;
+  return *this;
+}
+
 Server::Builder& Server::Builder::withClusterId(std::string clusterId) {
   m_clusterId = std::move(clusterId);
   return *this;
@@ -171,10 +184,8 @@ std::unique_ptr<Server> Server::Builder::build() {
     throw std::invalid_argument("the session timeout must be positive");
   }
   config.sessionTimeoutMs = static_cast<std::uint64_t>(m_sessionTimeout.count());
-  if (m_ownSyncDelay.count() < 0 || m_ownSyncDelay > std::chrono::seconds(1)) {
-    throw std::invalid_argument("the leader's sync delay must be between 0 and 1000 ms");
-  }
-  config.ownSyncDelayMs = static_cast<int>(m_ownSyncDelay.count());
+  config.ownSyncDelayMs = delayMs(m_ownSyncDelay, "the leader's sync delay");
+  config.followerApplyDelayMs = delayMs(m_followerApplyDelay, "the follower's apply delay");
   // One tick is the heartbeat interval, up to 50 ms; longer heartbeats span
   // several ticks.
   const auto heartbeat = static_cast<int>(m_heartbeatInterval.count());
@@ -368,6 +379,7 @@ QFuture<Expected<std::string>> Server::submit(TypeId typeId, std::string bytes,
 
   const Consistency level = consistency.value_or(info->defaultConsistency);
   if (level == Consistency::Sequential) {
+    m_node->handOutHeldEntriesSoon();
     exec->enqueueRead(minIndex, 0, 0, typeId, std::move(bytes), completing(promise));
     return future;
   }

@@ -72,6 +72,10 @@ class Server {
     /// its followers alone can commit the entries (ServerConfig::ownSyncDelayMs;
     /// default 2 ms); 0 syncs every batch at once.
     Builder& withOwnSyncDelay(std::chrono::milliseconds delay);
+    /// How long a follower may hold committed entries before its state
+    /// machine applies them (ServerConfig::followerApplyDelayMs; default
+    /// 5 ms); 0 applies every batch at once.
+    Builder& withFollowerApplyDelay(std::chrono::milliseconds delay);
     Builder& withClusterId(std::string clusterId);
     Builder& withName(QString name);
     /// Adjusts the runtime configuration directly (tests, tools).
@@ -96,6 +100,7 @@ class Server {
     std::chrono::milliseconds m_heartbeatInterval{50};
     std::chrono::milliseconds m_sessionTimeout{5000};
     std::chrono::milliseconds m_ownSyncDelay{ServerConfig{}.ownSyncDelayMs};
+    std::chrono::milliseconds m_followerApplyDelay{ServerConfig{}.followerApplyDelayMs};
     std::string m_clusterId;
     std::vector<std::function<void(ServerConfig&)>> m_tweaks;
   };

@@ -60,6 +60,13 @@ struct ServerConfig {
   /// then covers many batches, and the followers' syncs need not share the
   /// disk with it on a one-machine cluster); 0 syncs every batch at once.
   int ownSyncDelayMs = 2;
+  /// How long a follower may hold committed entries before handing them to
+  /// its state machine (which answers no client there): one wake-up of the
+  /// state machine thread then applies many batches. It holds at most
+  /// RaftRuntime::kHeldEntriesLimit entries, and hands everything out at
+  /// once when it stops following, installs a snapshot, serves a sequential
+  /// read or shuts down; 0 hands every batch out at once.
+  int followerApplyDelayMs = 5;
   /// Disk level: a log segment is closed once it would grow past this size.
   std::uint64_t segmentBytes = 32u << 20;
   /// The state machine executor snapshots every this many applied entries

@@ -88,6 +88,10 @@ void ServerNode::setLinkCut(raft::NodeId peer, bool cut) {
   if (m_runtime) m_runtime->setLinkCut(peer, cut);
 }
 
+void ServerNode::handOutHeldEntriesSoon() {
+  if (m_runtime) m_runtime->handOutHeldEntriesSoon();
+}
+
 std::map<raft::NodeId, QString> ServerNode::addresses() const {
   QMutexLocker lock(&m_state->mutex);
   return m_state->addresses;

@@ -59,6 +59,8 @@ class ServerNode {
   void learnAddresses(std::map<raft::NodeId, QString> addresses);
   /// See RaftRuntime::setLinkCut.
   void setLinkCut(raft::NodeId peer, bool cut);
+  /// See RaftRuntime::handOutHeldEntriesSoon.
+  void handOutHeldEntriesSoon();
 
   const ServerConfig& config() const { return m_config; }
   bool isRunning() const;
