@@ -266,6 +266,7 @@ QJsonObject statusJson(const ServerStatus& status) {
       {QStringLiteral("commit"), static_cast<qint64>(status.commit)},
       {QStringLiteral("applied"), static_cast<qint64>(status.applied)},
       {QStringLiteral("last_index"), static_cast<qint64>(status.lastIndex)},
+      {QStringLiteral("durable"), static_cast<qint64>(status.durable)},
       {QStringLiteral("snapshot_index"), static_cast<qint64>(status.snapshotIndex)},
       {QStringLiteral("log_bytes"), static_cast<qint64>(status.logBytes)},
   };

@@ -856,7 +856,7 @@ class ProcessClusterTimingTest : public QObject {
     QVERIFY(single({QStringLiteral("get"), QStringLiteral("color")}, &object));
     QVERIFY(object.value(QStringLiteral("result")).isNull());
 
-    // status: one object per member with the ten documented fields.
+    // status: one object per member with the eleven documented fields.
     CliRun run = cli(all, {QStringLiteral("status")});
     CHECK(run.exitCode == 0, qPrintable(run.describe()));
     const QJsonDocument statusDocument = QJsonDocument::fromJson(run.out);
@@ -868,7 +868,7 @@ class ProcessClusterTimingTest : public QObject {
       QVERIFY(value.isObject());
       const QJsonObject member = value.toObject();
       for (const char* field : {"id", "term", "leader", "commit", "applied", "last_index",
-                                "snapshot_index", "log_bytes"}) {
+                                "durable", "snapshot_index", "log_bytes"}) {
         CHECK(member.value(QLatin1String(field)).isDouble(),
               qPrintable(QStringLiteral("field %1 missing or not a number in %2")
                              .arg(QLatin1String(field),
@@ -880,6 +880,10 @@ class ProcessClusterTimingTest : public QObject {
                              .arg(QLatin1String(field),
                                   QString::fromUtf8(QJsonDocument(member).toJson()))));
       }
+      // Something was written, and nothing is durable beyond the log's end.
+      const qint64 durable = member.value(QStringLiteral("durable")).toInteger();
+      CHECK(durable > 0 && durable <= member.value(QStringLiteral("last_index")).toInteger(),
+            qPrintable(QString::fromUtf8(QJsonDocument(member).toJson())));
       seen << member.value(QStringLiteral("address")).toString();
       if (member.value(QStringLiteral("role")).toString() == QLatin1String("leader")) ++leaders;
     }

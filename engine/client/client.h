@@ -91,6 +91,8 @@ struct ServerStatus {
   quint64 commit = 0;
   quint64 applied = 0;
   quint64 lastIndex = 0;
+  /// The last index known durable (a leader's unsynced tail ends at lastIndex).
+  quint64 durable = 0;
   quint64 snapshotIndex = 0;
   quint64 logBytes = 0;
   /// Storage work since the server started: syncs, batches, entries.

@@ -96,6 +96,7 @@ ServerStatus toStatus(const wire::StatusReply& reply) {
   status.commit = reply.commit();
   status.applied = reply.applied();
   status.lastIndex = reply.last_index();
+  status.durable = reply.durable();
   status.snapshotIndex = reply.snapshot_index();
   status.logBytes = reply.log_bytes();
   status.storageSyncs = reply.storage_syncs();

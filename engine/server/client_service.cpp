@@ -527,6 +527,7 @@ void ClientService::onStatus(quint64 connection, const wire::Frame& frame) {
   out->set_commit(status.commit);
   out->set_applied(m_executor.appliedIndex());
   out->set_last_index(status.lastIndex);
+  out->set_durable(status.durable);
   out->set_snapshot_index(status.snapshotIndex);
   out->set_log_bytes(m_runtime.logBytesNow());
   fillMembers(out->mutable_members());
