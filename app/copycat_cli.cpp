@@ -277,10 +277,11 @@ Response run(Client& client, const Request& request, bool shell) {
   namespace kv = copycat::kv;
   Response response;
   QJsonObject object{{QStringLiteral("op"), request.op}};
-  const auto ok = [&](QJsonValue result, copycat::Index index) {
+  const auto ok = [&](QJsonValue result, copycat::Index index, const QString& server) {
     object.insert(QStringLiteral("ok"), true);
     object.insert(QStringLiteral("result"), result);
     object.insert(QStringLiteral("index"), static_cast<qint64>(index));
+    object.insert(QStringLiteral("server"), server);
     response.json = object;
   };
   const QString op = request.op;
@@ -307,7 +308,7 @@ Response run(Client& client, const Request& request, bool shell) {
     if (!result) {
       response.json = failure(object, result.error(), response);
     } else {
-      ok(optionalString(result->value), result->index);
+      ok(optionalString(result->value), result->index, result->server);
     }
     return response;
   }
@@ -323,7 +324,7 @@ Response run(Client& client, const Request& request, bool shell) {
     if (!result) {
       response.json = failure(object, result.error(), response);
     } else {
-      ok(QJsonValue(result->value), result->index);
+      ok(QJsonValue(result->value), result->index, result->server);
     }
     return response;
   }

@@ -828,6 +828,21 @@ class ProcessClusterTimingTest : public QObject {
       QCOMPARE(object.value(QStringLiteral("result")).toString(), QStringLiteral("red"));
     }
 
+    // Each answer names the member that gave it: the leader for a write, a
+    // follower for a sequential read sent to the followers.
+    const std::optional<Leader> leader = agreedLeader(all, &raw);
+    CHECK(leader, qPrintable(raw + logs()));
+    QVERIFY(
+        single({QStringLiteral("put"), QStringLiteral("shape"), QStringLiteral("round")}, &object));
+    QCOMPARE(object.value(QStringLiteral("server")).toString(), leader->address);
+    QVERIFY(single(
+        {QStringLiteral("--connect-to"), QStringLiteral("followers"), QStringLiteral("get"),
+         QStringLiteral("shape"), QStringLiteral("--consistency"), QStringLiteral("sequential")},
+        &object));
+    QCOMPARE(object.value(QStringLiteral("result")).toString(), QStringLiteral("round"));
+    const QString reader = object.value(QStringLiteral("server")).toString();
+    QVERIFY2(all.contains(reader) && reader != leader->address, qPrintable(reader));
+
     QVERIFY(single({QStringLiteral("get"), QStringLiteral("absent-key")}, &object));
     QCOMPARE(object.value(QStringLiteral("ok")), QJsonValue(true));
     QVERIFY(object.contains(QStringLiteral("result")));

@@ -117,6 +117,8 @@ template <class T>
 struct Indexed {
   T value;
   Index index = 0;
+  /// The member that answered ("host:port").
+  QString server;
 };
 
 /// True when `address` is "host:port" with an IPv4 literal, "[IPv6]" or
@@ -268,7 +270,7 @@ class Client {
                 if (!result) return result.error();
                 Expected<R> decoded = serializer->template decodeResult<Op>(result->value);
                 if (!decoded) return decoded.error();
-                return Indexed<R>{std::move(*decoded), result->index};
+                return Indexed<R>{std::move(*decoded), result->index, result->server};
               });
   }
 

@@ -661,11 +661,15 @@ void ClientCore::onKeepAliveReply(std::uint64_t connectionId, const wire::KeepAl
   }
 }
 
+QString ClientCore::addressOf(std::uint64_t connectionId) const {
+  const Connection* c = findConnection(connectionId);
+  return c ? c->address() : QString();
+}
+
 QString ClientCore::describeAnswer(std::uint64_t connectionId, wire::Status status,
                                    const std::string& error) const {
-  const Connection* c = findConnection(connectionId);
   return QStringLiteral("%1 answered %2 %3")
-      .arg(c ? c->address() : QString(), statusName(status), text(error));
+      .arg(addressOf(connectionId), statusName(status), text(error));
 }
 
 void ClientCore::leaderRefused(std::uint64_t connectionId, wire::Status status,
@@ -689,7 +693,8 @@ void ClientCore::onCommandReply(std::uint64_t connectionId, std::uint64_t sequen
       const Clock::time_point deadline = found->second.deadline;
       m_commands.erase(found);
       OpResult result = reply.status() == wire::STATUS_OK
-                            ? OpResult(Indexed<std::string>{reply.result(), reply.index()})
+                            ? OpResult(Indexed<std::string>{reply.result(), reply.index(),
+                                                            addressOf(connectionId)})
                             : OpResult(operationError(reply.status(), reply.error()));
       complete(std::move(promise), std::move(result), reply.event_index(), deadline);
       return;
@@ -718,7 +723,8 @@ void ClientCore::onQueryReply(std::uint64_t connectionId, std::uint64_t id,
       const Clock::time_point deadline = query.deadline;
       m_queries.erase(found);
       OpResult result = reply.status() == wire::STATUS_OK
-                            ? OpResult(Indexed<std::string>{reply.result(), reply.index()})
+                            ? OpResult(Indexed<std::string>{reply.result(), reply.index(),
+                                                            addressOf(connectionId)})
                             : OpResult(operationError(reply.status(), reply.error()));
       complete(std::move(promise), std::move(result), reply.event_index(), deadline);
       return;
