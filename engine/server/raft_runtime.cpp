@@ -679,13 +679,18 @@ void RaftRuntime::deferSync(std::function<void()> sync, raft::Index through) {
   m_deferredWrites = true;
   m_deferredSync = std::move(sync);
   m_deferredThrough = through;
-  if (!m_deferredSyncTimer) {
-    m_deferredSyncTimer = std::make_unique<QTimer>();
-    m_deferredSyncTimer->setSingleShot(true);
-    m_deferredSyncTimer->setTimerType(Qt::PreciseTimer);
-    connect(m_deferredSyncTimer.get(), &QTimer::timeout, this, &RaftRuntime::postDeferredSync);
+  startDeadline(m_deferredSyncTimer, m_config.ownSyncDelayMs, &RaftRuntime::postDeferredSync);
+}
+
+void RaftRuntime::startDeadline(std::unique_ptr<QTimer>& timer, int delayMs,
+                                void (RaftRuntime::*due)()) {
+  if (!timer) {
+    timer = std::make_unique<QTimer>();
+    timer->setSingleShot(true);
+    timer->setTimerType(Qt::PreciseTimer);
+    connect(timer.get(), &QTimer::timeout, this, due);
   }
-  if (!m_deferredSyncTimer->isActive()) m_deferredSyncTimer->start(m_config.ownSyncDelayMs);
+  if (!timer->isActive()) timer->start(delayMs);
 }
 
 void RaftRuntime::postDeferredSync() {
@@ -874,13 +879,8 @@ void RaftRuntime::applyCommitted(std::vector<raft::Entry>&& committed) {
     handOutHeldEntries();
     return;
   }
-  if (!m_heldEntriesTimer) {
-    m_heldEntriesTimer = std::make_unique<QTimer>();
-    m_heldEntriesTimer->setSingleShot(true);
-    m_heldEntriesTimer->setTimerType(Qt::PreciseTimer);
-    connect(m_heldEntriesTimer.get(), &QTimer::timeout, this, &RaftRuntime::handOutHeldEntries);
-  }
-  if (!m_heldEntriesTimer->isActive()) m_heldEntriesTimer->start(m_config.followerApplyDelayMs);
+  startDeadline(m_heldEntriesTimer, m_config.followerApplyDelayMs,
+                &RaftRuntime::handOutHeldEntries);
 }
 
 void RaftRuntime::handOutHeldEntries() {

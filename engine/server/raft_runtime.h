@@ -213,6 +213,10 @@ class RaftRuntime : public QObject {
   /// so far, up to `through`.
   void deferSync(std::function<void()> sync, raft::Index through);
   void postDeferredSync();
+  /// Starts `timer` (single-shot, created on first use) to call `due` in
+  /// `delayMs`, unless it is already running: the first deferral sets the
+  /// deadline.
+  void startDeadline(std::unique_ptr<QTimer>& timer, int delayMs, void (RaftRuntime::*due)());
   void onDeferredSynced(raft::Index through, raft::Term term);
   /// Makes every deferred write durable before anything of a batch that is
   /// not the leader's leaves; false when that failed (the server stopped).
