@@ -139,9 +139,9 @@ class ClientCore : public QObject, private SharedConnection::User {
   void ensureLeaderConnection();
   void leaderFailed(const QString& error, const wire::LeaderHint* hint);
   void leaderSucceeded();
-  /// "ADDRESS answered STATUS ERROR", for a reply on `connectionId`.
   /// The address of a connection ("" when it is gone).
   QString addressOf(std::uint64_t connectionId) const;
+  /// "ADDRESS answered STATUS ERROR", for a reply on `connectionId`.
   QString describeAnswer(std::uint64_t connectionId, wire::Status status,
                          const std::string& error) const;
   /// A leader-bound request was refused: fail over when the refusal came

@@ -871,6 +871,7 @@ void RaftRuntime::applyCommitted(std::vector<raft::Entry>&& committed) {
   }
   if (m_heldEntries.empty()) {
     m_heldEntries = std::move(committed);
+    m_holdingEntries = true;
   } else {
     m_heldEntries.insert(m_heldEntries.end(), std::make_move_iterator(committed.begin()),
                          std::make_move_iterator(committed.end()));
@@ -888,10 +889,12 @@ void RaftRuntime::handOutHeldEntries() {
   if (m_heldEntries.empty()) return;
   std::vector<raft::Entry> held = std::move(m_heldEntries);
   m_heldEntries.clear();
+  m_holdingEntries = false;
   if (m_callbacks.apply) m_callbacks.apply(std::move(held));
 }
 
 void RaftRuntime::handOutHeldEntriesSoon() {
+  if (!m_holdingEntries) return;
   QMetaObject::invokeMethod(this, &RaftRuntime::handOutHeldEntries, Qt::QueuedConnection);
 }
 

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -165,7 +166,8 @@ class RaftRuntime : public QObject {
   /// thread.
   void setLinkCut(raft::NodeId peer, bool cut);
   /// Hands the committed entries a follower holds (followerApplyDelayMs) to
-  /// the state machine now: a read is about to wait for them. Any thread.
+  /// the state machine now: a read is about to wait for them. Any thread;
+  /// costs nothing when none are held.
   void handOutHeldEntriesSoon();
 
   /// The most committed entries a follower holds back.
@@ -301,6 +303,8 @@ class RaftRuntime : public QObject {
   std::vector<raft::NodeId> m_unreachable;
   /// Committed entries a follower has not handed to the state machine yet.
   std::vector<raft::Entry> m_heldEntries;
+  /// Whether m_heldEntries is not empty, for other threads.
+  std::atomic<bool> m_holdingEntries{false};
   std::unique_ptr<QTimer> m_heldEntriesTimer;
   struct PendingSnapshot {
     raft::Index index = 0;
