@@ -46,6 +46,8 @@ struct AppliedLog {
   mutable QMutex mutex;
   std::vector<std::string> data;
   raft::Index lastIndex = 0;
+  /// The index of the latest snapshot installed (0: none).
+  raft::Index installed = 0;
   bool outOfOrder = false;
 
   std::vector<std::string> snapshot() const {
@@ -87,6 +89,15 @@ class Cluster {
           log->lastIndex = entry.index;
           if (entry.type == raft::EntryType::Normal) log->data.push_back(entry.data);
         }
+      };
+      // A snapshot replaces the state up to its index: entries at or below
+      // it handed out afterwards would be out of order.
+      callbacks.installSnapshot = [log](const raft::SnapshotMeta& meta,
+                                        const copycat::storage::SharedBytes&) {
+        QMutexLocker lock(&log->mutex);
+        if (meta.index < log->lastIndex) log->outOfOrder = true;
+        log->lastIndex = meta.index;
+        log->installed = meta.index;
       };
       auto node = std::make_unique<ServerNode>(config);
       node->setCallbacks(callbacks);
@@ -381,6 +392,48 @@ class ServerClusterTimingTest : public QObject {
     // leader is gone.
     cluster.node(leader).stop();
     QTRY_VERIFY_WITH_TIMEOUT(cluster.applied(followers[1]).snapshot() == written, kLeaderTimeoutMs);
+    QVERIFY(!cluster.anyOutOfOrder());
+  }
+
+  // A follower cut off while it holds committed entries catches up through a
+  // snapshot: what it held is handed out before the snapshot is installed.
+  void heldEntriesGoBeforeAnInstalledSnapshot() {
+    Cluster cluster(false, 3, [](NodeId, ServerConfig& config) {
+      config.followerApplyDelayMs = 600000;
+      config.snapshotKeepEntries = 0;
+    });
+    QVERIFY(cluster.start());
+    QTRY_VERIFY_WITH_TIMEOUT(cluster.agreedLeader().has_value(), kLeaderTimeoutMs);
+    const NodeId leader = *cluster.agreedLeader();
+    const NodeId cutOff = leader == 1 ? 2 : 1;
+    QVERIFY(cluster.commit("held", false));
+    // Heartbeats carry the commit index to the followers meanwhile.
+    QTest::qWait(300);
+    QVERIFY(cluster.applied(cutOff).snapshot().empty());
+    for (NodeId id : {1, 2, 3}) {
+      if (id == cutOff) continue;
+      cluster.node(cutOff).setLinkCut(id, true);
+      cluster.node(id).setLinkCut(cutOff, true);
+    }
+    for (int i = 0; i < 20; ++i) QVERIFY(cluster.commit("later " + std::to_string(i), false));
+    const raft::Index snapshotAt = cluster.node(leader).status().commit;
+    cluster.node(leader).storeSnapshot(snapshotAt, "state");
+    QTRY_VERIFY_WITH_TIMEOUT(cluster.node(leader).status().firstIndex > snapshotAt,
+                             kCommitTimeoutMs);
+    for (NodeId id : {1, 2, 3}) {
+      if (id == cutOff) continue;
+      cluster.node(cutOff).setLinkCut(id, false);
+      cluster.node(id).setLinkCut(cutOff, false);
+    }
+    QTRY_VERIFY_WITH_TIMEOUT(cluster.node(cutOff).status().snapshotIndex >= snapshotAt,
+                             kCommitTimeoutMs);
+    cluster.node(cutOff).stop();
+    QVERIFY(cluster.applied(cutOff).snapshot() == std::vector<std::string>{"held"});
+    {
+      const AppliedLog& log = cluster.applied(cutOff);
+      QMutexLocker lock(&log.mutex);
+      QVERIFY(log.installed >= snapshotAt);
+    }
     QVERIFY(!cluster.anyOutOfOrder());
   }
 
