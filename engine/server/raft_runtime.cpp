@@ -885,8 +885,10 @@ void RaftRuntime::applyCommitted(std::vector<raft::Entry>&& committed) {
 }
 
 void RaftRuntime::handOutHeldEntries() {
-  if (m_heldEntriesTimer) m_heldEntriesTimer->stop();
+  // The timer runs only while entries are held: a leader's call (every
+  // batch, every sequential read) ends here.
   if (m_heldEntries.empty()) return;
+  if (m_heldEntriesTimer) m_heldEntriesTimer->stop();
   std::vector<raft::Entry> held = std::move(m_heldEntries);
   m_heldEntries.clear();
   m_holdingEntries = false;
