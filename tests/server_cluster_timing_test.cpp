@@ -2,6 +2,8 @@
 // replication, failover, and bad input on a connection. Wall-clock timers
 // drive the cores, so every wait has a generous bound.
 
+#include <array>
+#include <atomic>
 #include <map>
 #include <memory>
 #include <optional>
@@ -22,6 +24,7 @@
 #include "engine/protocol/framing.h"
 #include "engine/server/server_node.h"
 #include "engine/storage/crashable_file_system.h"
+#include "engine/storage/disk_storage.h"
 #include "tests/server_test_util.h"
 
 using copycat::raft::NodeId;
@@ -58,10 +61,13 @@ struct AppliedLog {
 
 /// Adjusts one node's configuration before it is created.
 using Tweak = std::function<void(NodeId, ServerConfig&)>;
+/// Called on a node's runtime thread when its role changed (after the batch
+/// that changed it was persisted).
+using RoleHook = std::function<void(NodeId, raft::Role)>;
 
 class Cluster {
  public:
-  Cluster(bool disk, int size, const Tweak& tweak = {}) {
+  Cluster(bool disk, int size, const Tweak& tweak = {}, const RoleHook& onRoleChanged = {}) {
     const std::vector<quint16> ports = freeLoopbackPorts(size);
     for (int i = 0; i < static_cast<int>(ports.size()); ++i) {
       m_members[static_cast<NodeId>(i + 1)] = QStringLiteral("127.0.0.1:%1").arg(ports[i]);
@@ -99,6 +105,11 @@ class Cluster {
         log->lastIndex = meta.index;
         log->installed = meta.index;
       };
+      if (onRoleChanged) {
+        callbacks.roleChanged = [onRoleChanged, id](raft::Role role, raft::Term, NodeId) {
+          onRoleChanged(id, role);
+        };
+      }
       auto node = std::make_unique<ServerNode>(config);
       node->setCallbacks(callbacks);
       m_logs[id] = log;
@@ -340,6 +351,57 @@ class ServerClusterTimingTest : public QObject {
                             .arg(kAlone)
                             .arg(elapsed.elapsed())));
     QVERIFY(!cluster.anyOutOfOrder());
+  }
+
+  // A leader that defers its own sync (here for ten minutes) syncs what it
+  // wrote before anything of a batch that is not a leader's leaves it.
+  // Deposed by a leadership transfer, it has voted for the new leader by the
+  // time its role change is reported; a power cut right then must not lose
+  // any entry it wrote as leader.
+  void deposedLeaderSyncsWhatItDeferredBeforeItAnswers() {
+    std::array<copycat::storage::CrashableFileSystem, 3> fileSystems;
+    std::atomic<NodeId> crashWhenDeposed{raft::kNoNode};
+    Cluster cluster(
+        true, 3,
+        [&fileSystems](NodeId id, ServerConfig& config) {
+          config.fileSystem = &fileSystems.at(id - 1);
+          config.ownSyncDelayMs = 600000;
+        },
+        [&fileSystems, &crashWhenDeposed](NodeId id, raft::Role role) {
+          NodeId armed = id;
+          if (role != raft::Role::Leader &&
+              crashWhenDeposed.compare_exchange_strong(armed, raft::kNoNode)) {
+            fileSystems.at(id - 1).crash();
+          }
+        });
+    QVERIFY(cluster.start());
+    QTRY_VERIFY_WITH_TIMEOUT(cluster.agreedLeader().has_value(), kLeaderTimeoutMs);
+    for (int i = 0; i < 10; ++i) QVERIFY(cluster.commit("deferred " + std::to_string(i)));
+    const NodeId leader = *cluster.agreedLeader();
+    const raft::Status before = cluster.node(leader).status();
+    QVERIFY2(before.durable < before.lastIndex,
+             qPrintable(QStringLiteral("nothing deferred: durable %1, last index %2")
+                            .arg(before.durable)
+                            .arg(before.lastIndex)));
+
+    crashWhenDeposed = leader;
+    const NodeId target = leader == 1 ? 2 : 1;
+    cluster.node(leader).transferLeadership(target);
+    QTRY_COMPARE_WITH_TIMEOUT(crashWhenDeposed.load(), raft::kNoNode, kLeaderTimeoutMs);
+    cluster.node(leader).stop();
+    QTRY_VERIFY_WITH_TIMEOUT(cluster.agreedLeader() == target, kLeaderTimeoutMs);
+    QVERIFY(cluster.commit("after the transfer"));
+
+    copycat::storage::StorageOptions options;
+    options.directory = cluster.node(leader).config().dataDirectory.toStdString();
+    options.fileSystem = &fileSystems.at(leader - 1);
+    options.clusterId = "lab";
+    const std::unique_ptr<copycat::storage::PersistentStorage> storage =
+        copycat::storage::openStorage(options);
+    QVERIFY2(storage->lastIndex() >= before.lastIndex,
+             qPrintable(QStringLiteral("the power cut left entries up to %1 of %2")
+                            .arg(storage->lastIndex())
+                            .arg(before.lastIndex)));
   }
 
   // A follower hands committed entries to its state machine in batches. With

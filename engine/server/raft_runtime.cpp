@@ -357,6 +357,11 @@ void RaftRuntime::setLinkCut(raft::NodeId peer, bool cut) {
       Qt::QueuedConnection);
 }
 
+void RaftRuntime::transferLeadership(raft::NodeId target) {
+  QMetaObject::invokeMethod(
+      this, [this, target] { transferLeadershipNow(target); }, Qt::QueuedConnection);
+}
+
 void RaftRuntime::setAddresses(std::map<raft::NodeId, QString> addresses) {
   addresses[m_config.id] = m_config.address;
   if (addresses == m_addresses) return;

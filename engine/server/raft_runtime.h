@@ -165,6 +165,9 @@ class RaftRuntime : public QObject {
   /// Cuts or heals the link to `peer` (see PeerTransport::setLinkCut). Any
   /// thread.
   void setLinkCut(raft::NodeId peer, bool cut);
+  /// Asks this node, if it leads, to hand leadership to `target`
+  /// (transferLeadershipNow on the runtime's thread). Any thread.
+  void transferLeadership(raft::NodeId target);
   /// Hands the committed entries a follower holds (followerApplyDelayMs) to
   /// the state machine now: a read is about to wait for them. Any thread;
   /// costs nothing when none are held.

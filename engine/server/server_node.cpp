@@ -88,6 +88,10 @@ void ServerNode::setLinkCut(raft::NodeId peer, bool cut) {
   if (m_runtime) m_runtime->setLinkCut(peer, cut);
 }
 
+void ServerNode::transferLeadership(raft::NodeId target) {
+  if (m_runtime) m_runtime->transferLeadership(target);
+}
+
 void ServerNode::handOutHeldEntriesSoon() {
   if (m_runtime) m_runtime->handOutHeldEntriesSoon();
 }

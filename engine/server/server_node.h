@@ -59,6 +59,8 @@ class ServerNode {
   void learnAddresses(std::map<raft::NodeId, QString> addresses);
   /// See RaftRuntime::setLinkCut.
   void setLinkCut(raft::NodeId peer, bool cut);
+  /// See RaftRuntime::transferLeadership.
+  void transferLeadership(raft::NodeId target);
   /// See RaftRuntime::handOutHeldEntriesSoon.
   void handOutHeldEntriesSoon();
 
