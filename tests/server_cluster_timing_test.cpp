@@ -57,6 +57,14 @@ struct AppliedLog {
     QMutexLocker lock(&mutex);
     return data;
   }
+  raft::Index last() const {
+    QMutexLocker lock(&mutex);
+    return lastIndex;
+  }
+  raft::Index installedIndex() const {
+    QMutexLocker lock(&mutex);
+    return installed;
+  }
 };
 
 /// Adjusts one node's configuration before it is created.
@@ -138,6 +146,15 @@ class Cluster {
   }
 
   ServerNode& node(NodeId id) { return *m_nodes.at(id); }
+  /// Cuts (or heals) every link between `id` and the other members, on both
+  /// ends.
+  void isolate(NodeId id, bool cut) {
+    for (const auto& [other, node] : m_nodes) {
+      if (other == id) continue;
+      m_nodes.at(id)->setLinkCut(other, cut);
+      node->setLinkCut(id, cut);
+    }
+  }
   /// Starts a stopped node again from its storage, with an empty applied log
   /// (the state machine restarts empty and the log is applied again).
   bool restart(NodeId id) {
@@ -431,11 +448,7 @@ class ServerClusterTimingTest : public QObject {
       QVERIFY(cluster.commit(written.back(), false));
     }
     QTest::qWait(300);
-    auto lastApplied = [&cluster](NodeId id) {
-      const AppliedLog& log = cluster.applied(id);
-      QMutexLocker lock(&log.mutex);
-      return log.lastIndex;
-    };
+    auto lastApplied = [&cluster](NodeId id) { return cluster.applied(id).last(); };
     const raft::Index committed = lastApplied(leader);
     for (NodeId id : followers) {
       // Handed out once the limit was reached; held since.
@@ -472,30 +485,18 @@ class ServerClusterTimingTest : public QObject {
     // Heartbeats carry the commit index to the followers meanwhile.
     QTest::qWait(300);
     QVERIFY(cluster.applied(cutOff).snapshot().empty());
-    for (NodeId id : {1, 2, 3}) {
-      if (id == cutOff) continue;
-      cluster.node(cutOff).setLinkCut(id, true);
-      cluster.node(id).setLinkCut(cutOff, true);
-    }
+    cluster.isolate(cutOff, true);
     for (int i = 0; i < 20; ++i) QVERIFY(cluster.commit("later " + std::to_string(i), false));
     const raft::Index snapshotAt = cluster.node(leader).status().commit;
     cluster.node(leader).storeSnapshot(snapshotAt, "state");
     QTRY_VERIFY_WITH_TIMEOUT(cluster.node(leader).status().firstIndex > snapshotAt,
                              kCommitTimeoutMs);
-    for (NodeId id : {1, 2, 3}) {
-      if (id == cutOff) continue;
-      cluster.node(cutOff).setLinkCut(id, false);
-      cluster.node(id).setLinkCut(cutOff, false);
-    }
+    cluster.isolate(cutOff, false);
     QTRY_VERIFY_WITH_TIMEOUT(cluster.node(cutOff).status().snapshotIndex >= snapshotAt,
                              kCommitTimeoutMs);
     cluster.node(cutOff).stop();
     QVERIFY(cluster.applied(cutOff).snapshot() == std::vector<std::string>{"held"});
-    {
-      const AppliedLog& log = cluster.applied(cutOff);
-      QMutexLocker lock(&log.mutex);
-      QVERIFY(log.installed >= snapshotAt);
-    }
+    QVERIFY(cluster.applied(cutOff).installedIndex() >= snapshotAt);
     QVERIFY(!cluster.anyOutOfOrder());
   }
 
